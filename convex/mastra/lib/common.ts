@@ -1,0 +1,130 @@
+// Shared types and small helpers for the storage and cache handlers.
+import type { GenericDataModel, GenericMutationCtx, GenericQueryCtx } from "convex/server";
+import type { GenericId, Value } from "convex/values";
+
+export type Ctx = GenericMutationCtx<GenericDataModel>;
+export type ReadCtx = GenericQueryCtx<GenericDataModel>;
+
+/** A document body without system fields. */
+export type Fields = Record<string, Value>;
+/** A stored document. */
+export type Doc = Fields & { _id: GenericId<string>; _creationTime: number };
+
+export type OkResponse = {
+  ok: true;
+  result?: unknown;
+  hasMore?: boolean;
+  continuationCursor?: string | null;
+  /** listFromTo paging: absolute index to continue from, and the range end. */
+  next?: number;
+  to?: number;
+};
+export type FailResponse = { ok: false; error: string };
+export type Response = OkResponse | FailResponse;
+
+/** Requests arrive as loosely typed JSON; every op reads what it needs. */
+export type Request = { op: string; tableName?: string } & Record<string, unknown>;
+
+/**
+ * An error caused by the request itself. Thrown before any write so the
+ * handler can answer `{ok: false, error}` without a partial write.
+ */
+export class RequestError extends Error {}
+
+export const ok = (result?: unknown, extra: Partial<OkResponse> = {}): OkResponse =>
+  result === undefined ? { ok: true, ...extra } : { ok: true, result, ...extra };
+
+export const fail = (error: string): FailResponse => ({ ok: false, error });
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+// ---- request field readers: each throws a RequestError naming the field ----
+
+export function readString(req: Request, field: string): string {
+  const value = req[field];
+  if (typeof value !== "string") {
+    throw new RequestError(`${req.op}: "${field}" must be a string`);
+  }
+  return value;
+}
+
+export function readOptionalString(req: Request, field: string): string | undefined {
+  const value = req[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") {
+    throw new RequestError(`${req.op}: "${field}" must be a string when given`);
+  }
+  return value;
+}
+
+export function readObject(req: Request, field: string): Record<string, unknown> {
+  const value = req[field];
+  if (!isPlainObject(value)) {
+    throw new RequestError(`${req.op}: "${field}" must be an object`);
+  }
+  return value;
+}
+
+export function readArray(req: Request, field: string): unknown[] {
+  const value = req[field];
+  if (!Array.isArray(value)) {
+    throw new RequestError(`${req.op}: "${field}" must be an array`);
+  }
+  return value;
+}
+
+export function readStringArray(req: Request, field: string): string[] {
+  const values = readArray(req, field);
+  for (const value of values) {
+    if (typeof value !== "string") {
+      throw new RequestError(`${req.op}: every entry of "${field}" must be a string`);
+    }
+  }
+  return values as string[];
+}
+
+/** An optional integer in [min, max]; `fallback` when absent. */
+export function readInt(
+  req: Request,
+  field: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const value = req[field];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new RequestError(`${req.op}: "${field}" must be an integer between ${min} and ${max}`);
+  }
+  return value;
+}
+
+export function dedupe<T>(values: readonly T[]): T[] {
+  return [...new Set(values)];
+}
+
+/** Run `fn` over `items` with bounded parallelism, keeping order. */
+export async function mapChunked<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+  chunkSize = 64,
+): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += chunkSize) {
+    out.push(...(await Promise.all(items.slice(i, i + chunkSize).map(fn))));
+  }
+  return out;
+}
+
+/** Drop the system fields so a document body can be rewritten. */
+export function bodyOf(doc: Fields): Fields {
+  const { _id: _ignoredId, _creationTime: _ignoredTime, ...body } = doc;
+  return body;
+}

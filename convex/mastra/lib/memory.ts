@@ -1,0 +1,229 @@
+// Memory ops: thread/resource updates of the @mastra/convex protocol plus our
+// transactional message ops (saveMessages, deleteMessages, deleteThread).
+import type { Value } from "convex/values";
+import {
+  type Ctx,
+  type Doc,
+  type Fields,
+  type Request,
+  type Response,
+  RequestError,
+  bodyOf,
+  dedupe,
+  fail,
+  isPlainObject,
+  mapChunked,
+  ok,
+  readArray,
+  readInt,
+  readOptionalString,
+  readString,
+  readStringArray,
+} from "./common";
+import { decodeJsonObject } from "./encoding";
+import { byIndex, findById } from "./tables";
+import { MAX_BATCH, type Plan, applyPlans, prepareBody } from "./typed";
+import type { Writer } from "./writer";
+
+const THREADS = "mastra_threads";
+const MESSAGES = "mastra_messages";
+const RESOURCES = "mastra_resources";
+
+/**
+ * Metadata argument: an object, or JSON text of one (clients send text when
+ * keys like "$schema" cannot travel as Convex values). Absent -> undefined.
+ */
+function readMetadata(req: Request): Record<string, unknown> | undefined {
+  const raw = req.metadata;
+  if (raw === undefined || raw === null) return undefined;
+  if (isPlainObject(raw)) return raw;
+  if (typeof raw === "string") {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (isPlainObject(parsed)) return parsed;
+    } catch {
+      // fall through to the error below
+    }
+  }
+  throw new RequestError(`${req.op}: "metadata" must be an object or JSON text of one`);
+}
+
+/** Stored metadata (object or JSON text) with `update` merged key by key. */
+function mergeMetadata(stored: unknown, update: Record<string, unknown>): Record<string, unknown> {
+  return { ...decodeJsonObject(stored), ...update };
+}
+
+/** `requested`, or 1 ms after `stored` when that is not later (ISO with ms). */
+function laterThan(stored: unknown, requested: string | undefined): string {
+  const storedMs = typeof stored === "string" ? Date.parse(stored) : NaN;
+  const requestedMs = requested === undefined ? Date.now() : Date.parse(requested);
+  if (Number.isNaN(storedMs)) return requested ?? new Date(requestedMs).toISOString();
+  if (!Number.isNaN(requestedMs) && requestedMs > storedMs) {
+    return requested ?? new Date(requestedMs).toISOString();
+  }
+  return new Date(storedMs + 1).toISOString();
+}
+
+export async function updateThread(
+  ctx: Ctx,
+  w: Writer,
+  table: string,
+  req: Request,
+): Promise<Response> {
+  if (table !== THREADS) return fail(`Unsupported operation ${req.op} for table ${req.tableName}`);
+  const id = readString(req, "id");
+  const title = readOptionalString(req, "title");
+  const updatedAt = readOptionalString(req, "updatedAt");
+  const metadata = readMetadata(req);
+  const existing = await findById(ctx, THREADS, id);
+  if (!existing) return ok(null);
+  const body: Fields = { ...bodyOf(existing), updatedAt: laterThan(existing.updatedAt, updatedAt) };
+  // An empty title is a title; only an absent one leaves it unchanged.
+  if (title !== undefined) body.title = title;
+  if (metadata) body.metadata = mergeMetadata(existing.metadata, metadata) as Value;
+  const prepared = prepareBody(THREADS, body, `thread ${JSON.stringify(id)}`);
+  await applyPlans(w, [{ table: THREADS, existing, body: prepared }]);
+  return ok({ ...prepared, _id: existing._id, _creationTime: existing._creationTime });
+}
+
+export async function updateResource(
+  ctx: Ctx,
+  w: Writer,
+  table: string,
+  req: Request,
+): Promise<Response> {
+  if (table !== RESOURCES)
+    return fail(`Unsupported operation ${req.op} for table ${req.tableName}`);
+  const id = readString(req, "resourceId");
+  const workingMemory = readOptionalString(req, "workingMemory");
+  const metadata = readMetadata(req);
+  const existing = await findById(ctx, RESOURCES, id);
+  if (!existing) {
+    const body: Fields = {
+      id,
+      ...(workingMemory !== undefined ? { workingMemory } : {}),
+      metadata: (metadata ?? {}) as Value,
+      createdAt: readString(req, "createdAt"),
+      updatedAt: readString(req, "updatedAt"),
+    };
+    const prepared = prepareBody(RESOURCES, body, `resource ${JSON.stringify(id)}`);
+    await applyPlans(w, [{ table: RESOURCES, existing: null, body: prepared }]);
+    return ok(prepared);
+  }
+  const body: Fields = { ...bodyOf(existing), updatedAt: readString(req, "updatedAt") };
+  if (workingMemory !== undefined) body.workingMemory = workingMemory;
+  if (metadata) body.metadata = mergeMetadata(existing.metadata, metadata) as Value;
+  const prepared = prepareBody(RESOURCES, body, `resource ${JSON.stringify(id)}`);
+  await applyPlans(w, [{ table: RESOURCES, existing, body: prepared }]);
+  return ok({ ...prepared, _id: existing._id, _creationTime: existing._creationTime });
+}
+
+// ---- messages ------------------------------------------------------------
+
+const MESSAGE_STRING_FIELDS = ["id", "thread_id", "content", "role", "type", "createdAt"] as const;
+
+function readMessage(raw: unknown, i: number): Fields {
+  if (!isPlainObject(raw)) throw new RequestError(`saveMessages: messages[${i}] must be an object`);
+  const row: Fields = {};
+  for (const field of MESSAGE_STRING_FIELDS) {
+    const value = raw[field];
+    if (typeof value !== "string" || (field !== "content" && value === "")) {
+      throw new RequestError(`saveMessages: messages[${i}].${field} must be a non-empty string`);
+    }
+    row[field] = value;
+  }
+  if (raw.resourceId !== undefined && raw.resourceId !== null) {
+    if (typeof raw.resourceId !== "string") {
+      throw new RequestError(`saveMessages: messages[${i}].resourceId must be a string`);
+    }
+    row.resourceId = raw.resourceId;
+  }
+  for (const field of Object.keys(raw)) {
+    if (!(field in row) && field !== "resourceId" && field !== "_id" && field !== "_creationTime") {
+      throw new RequestError(
+        `saveMessages: messages[${i}] has unknown field ${JSON.stringify(field)}`,
+      );
+    }
+  }
+  return row;
+}
+
+/**
+ * saveMessages {messages, threadUpdatedAt?}: upsert whole message rows by id
+ * in one transaction. A message whose thread_id changes moves (counters of
+ * both threads follow). Every touched thread, old and new, gets
+ * `updatedAt = threadUpdatedAt` and a fresh `lastMessageAt`.
+ */
+export async function saveMessages(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
+  const raw = readArray(req, "messages");
+  const threadUpdatedAt = readOptionalString(req, "threadUpdatedAt");
+  const rows = new Map<string, Fields>();
+  raw.forEach((message, i) => {
+    const row = readMessage(message, i);
+    rows.set(row.id as string, row); // a repeated id: the last row wins
+  });
+  const threadIds = dedupe([...rows.values()].map((row) => row.thread_id as string));
+  const threads = await mapChunked(threadIds, (id) => findById(ctx, THREADS, id));
+  threads.forEach((thread, i) => {
+    if (!thread) throw new RequestError(`Thread ${threadIds[i]} not found`);
+  });
+  const existing = await mapChunked([...rows.keys()], (id) => findById(ctx, MESSAGES, id));
+  const plans: Plan[] = [...rows.values()].map((row, i) => ({
+    table: MESSAGES,
+    existing: existing[i] ?? null,
+    body: prepareBody(MESSAGES, row, `message ${JSON.stringify(row.id)}`),
+  }));
+  const touched = new Set(threadIds);
+  for (const doc of existing) if (doc) touched.add(doc.thread_id as string);
+  const inserted = existing.filter((doc) => doc === null).length;
+  await applyPlans(w, plans);
+  for (const threadId of touched) {
+    w.touchThread(threadId, threadUpdatedAt !== undefined ? { updatedAt: threadUpdatedAt } : {});
+  }
+  return ok({ inserted, updated: rows.size - inserted, threads: [...touched] });
+}
+
+/**
+ * deleteMessages {ids, updatedAt?}: delete the messages that exist; their
+ * threads get a recomputed `lastMessageAt` and, if given, `updatedAt`.
+ */
+export async function deleteMessages(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
+  const ids = dedupe(readStringArray(req, "ids"));
+  const updatedAt = readOptionalString(req, "updatedAt");
+  const docs = (await mapChunked(ids, (id) => findById(ctx, MESSAGES, id))).filter(
+    (doc): doc is Doc => doc !== null,
+  );
+  await applyPlans(
+    w,
+    docs.map((doc) => ({ table: MESSAGES, existing: doc, body: null })),
+  );
+  const threads = dedupe(docs.map((doc) => doc.thread_id as string));
+  for (const threadId of threads) {
+    w.touchThread(threadId, updatedAt !== undefined ? { updatedAt } : {});
+  }
+  return ok({ deleted: docs.length, threads });
+}
+
+/**
+ * deleteThread {threadId, batchSize?}: delete up to batchSize messages of the
+ * thread; once none remain the thread row goes in the same call. `hasMore`
+ * says to call again.
+ */
+export async function deleteThread(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
+  const threadId = readString(req, "threadId");
+  const batch = readInt(req, "batchSize", 100, 1, MAX_BATCH);
+  const messages = (await byIndex(ctx, MESSAGES, "by_thread", [["thread_id", threadId]]).take(
+    batch + 1,
+  )) as Doc[];
+  const hasMore = messages.length > batch;
+  const plans: Plan[] = messages
+    .slice(0, batch)
+    .map((doc) => ({ table: MESSAGES, existing: doc, body: null }));
+  const thread = hasMore ? null : await findById(ctx, THREADS, threadId);
+  if (thread) plans.push({ table: THREADS, existing: thread, body: null });
+  await applyPlans(w, plans);
+  return ok(
+    { deletedMessages: Math.min(messages.length, batch), threadDeleted: thread !== null },
+    { hasMore },
+  );
+}

@@ -1,0 +1,149 @@
+// The single write path for storage documents.
+//
+// Every insert, replace and delete goes through a Writer so that, in the same
+// transaction:
+//   - row counters (see counters.ts) follow inserts, deletes and group moves,
+//   - threads keep `lastMessageAt` = createdAt of their newest message, and
+//     get any extra fields an op asked for (e.g. `updatedAt` on saveMessages).
+// Counter and thread updates are batched and written once, in `flush()`.
+import type { Value } from "convex/values";
+import { type Ctx, type Doc, type Fields } from "./common";
+import {
+  CounterState,
+  applyDeltas,
+  groupsOf,
+  isCounted,
+  readCounterStatus,
+  writeCounterState,
+} from "./counters";
+
+const THREADS = "mastra_threads";
+const MESSAGES = "mastra_messages";
+
+type CounterMode = {
+  state: CounterState;
+  scanPosition: number;
+  /** State to persist at flush because it was derived, not read. */
+  persist: boolean;
+};
+
+export class Writer {
+  /** True once anything was written; later errors must abort the transaction. */
+  wrote = false;
+  private modes = new Map<string, CounterMode>();
+  private deltas = new Map<string, Map<string, number>>();
+  private threads = new Map<string, Fields>();
+
+  constructor(readonly ctx: Ctx) {}
+
+  async insert(table: string, body: Fields): Promise<Doc> {
+    const mode = await this.counterMode(table);
+    this.wrote = true;
+    const id = await this.ctx.db.insert(table, body);
+    const doc = { ...body, _id: id, _creationTime: 0 } as Doc;
+    // A new row is counted now only when counts are READY; during a rebuild
+    // scan it lies after the scan position and is counted by the scan.
+    if (mode?.state === CounterState.Ready) this.count(table, doc, +1);
+    this.afterWrite(table, null, body);
+    return doc;
+  }
+
+  /** Replace the body of `existing` (system fields are kept). */
+  async replace(table: string, existing: Doc, body: Fields): Promise<Doc> {
+    const mode = await this.counterMode(table);
+    this.wrote = true;
+    await this.ctx.db.replace(existing._id, body);
+    if (this.counts(mode, existing)) {
+      this.count(table, existing, -1);
+      this.count(table, body, +1);
+    }
+    this.afterWrite(table, existing, body);
+    return { ...body, _id: existing._id, _creationTime: existing._creationTime } as Doc;
+  }
+
+  async remove(table: string, existing: Doc): Promise<void> {
+    const mode = await this.counterMode(table);
+    this.wrote = true;
+    await this.ctx.db.delete(existing._id);
+    if (this.counts(mode, existing)) this.count(table, existing, -1);
+    this.afterWrite(table, existing, null);
+  }
+
+  /** Recompute `lastMessageAt` of a thread at flush and set `extra` on it. */
+  touchThread(threadId: string, extra: Fields = {}) {
+    this.threads.set(threadId, { ...(this.threads.get(threadId) ?? {}), ...extra });
+  }
+
+  async flush(): Promise<void> {
+    for (const [threadId, extra] of this.threads) await this.refreshThread(threadId, extra);
+    this.threads.clear();
+    for (const [table, mode] of this.modes) {
+      if (mode.persist) await writeCounterState(this.ctx, table, mode.state);
+      mode.persist = false;
+    }
+    for (const [table, deltas] of this.deltas) await applyDeltas(this.ctx, table, deltas);
+    this.deltas.clear();
+  }
+
+  // ---- internals ----
+
+  private async counterMode(table: string): Promise<CounterMode | null> {
+    if (!isCounted(table)) return null;
+    let mode = this.modes.get(table);
+    if (!mode) {
+      // Read before this transaction's first write to the table, so a
+      // derived state reflects the rows that existed before it.
+      const status = await readCounterStatus(this.ctx, table);
+      mode = { state: status.state, scanPosition: status.scanPosition, persist: !status.stored };
+      this.modes.set(table, mode);
+    }
+    return mode;
+  }
+
+  private counts(mode: CounterMode | null, existing: Doc): boolean {
+    if (!mode) return false;
+    if (mode.state === CounterState.Ready) return true;
+    return mode.state === CounterState.Scanning && existing._creationTime <= mode.scanPosition;
+  }
+
+  private count(table: string, doc: Record<string, unknown>, delta: number) {
+    let deltas = this.deltas.get(table);
+    if (!deltas) this.deltas.set(table, (deltas = new Map()));
+    for (const group of groupsOf(table, doc)) deltas.set(group, (deltas.get(group) ?? 0) + delta);
+  }
+
+  private afterWrite(table: string, before: Fields | null, after: Fields | null) {
+    if (table === MESSAGES) {
+      for (const doc of [before, after]) {
+        if (doc && typeof doc.thread_id === "string") this.touchThread(doc.thread_id);
+      }
+    } else if (table === THREADS && after && typeof after.id === "string") {
+      // lastMessageAt is derived: never trust a value sent with the thread.
+      this.touchThread(after.id);
+    }
+  }
+
+  private async refreshThread(threadId: string, extra: Fields) {
+    const { ctx } = this;
+    const thread = (await ctx.db
+      .query(THREADS)
+      .withIndex("by_record_id", (q) => q.eq("id", threadId))
+      .first()) as Doc | null;
+    if (!thread) return;
+    const newest = (await ctx.db
+      .query(MESSAGES)
+      .withIndex("by_thread_created", (q) => q.eq("thread_id", threadId))
+      .order("desc")
+      .first()) as Doc | null;
+    const patch: Record<string, Value | undefined> = {};
+    const lastMessageAt = newest ? (newest.createdAt as string) : undefined;
+    if (thread.lastMessageAt !== lastMessageAt) patch.lastMessageAt = lastMessageAt;
+    for (const [key, value] of Object.entries(extra)) {
+      if (thread[key] !== value) patch[key] = value;
+    }
+    if (Object.keys(patch).length > 0) {
+      this.wrote = true;
+      await ctx.db.patch(thread._id, patch);
+    }
+  }
+}

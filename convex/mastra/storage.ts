@@ -1,0 +1,228 @@
+/**
+ * Storage handler: `mastra/storage:handle` (internal mutation, admin key only).
+ *
+ * Speaks the storage protocol of @mastra/convex 1.5.x (same requests, same
+ * responses), so the TypeScript package and the convex-mastra Python SDK can
+ * share one deployment, plus the extra ops listed in `info`:
+ *   info, pageByIndex, count, rebuildCounters, saveMessages, deleteMessages,
+ *   deleteThread.
+ * The stock handler answers `info` with {ok:false, error:"Unsupported
+ * operation info"}, which is how clients tell the two apart.
+ *
+ * Every response is {ok:true, result?, hasMore?, continuationCursor?} or
+ * {ok:false, error}. A request is read and validated completely before its
+ * first write, so {ok:false} means nothing was written. An unexpected failure
+ * after writing started throws instead, which rolls the transaction back.
+ */
+import { internalMutationGeneric } from "convex/server";
+import { v } from "convex/values";
+import {
+  type Ctx,
+  type Request,
+  type Response,
+  RequestError,
+  errorMessage,
+  fail,
+  ok,
+} from "./lib/common";
+import { documentsOp } from "./lib/documents";
+import { count, pageByIndex, rebuildCounters } from "./lib/extras";
+import {
+  deleteMessages,
+  deleteThread,
+  saveMessages,
+  updateResource,
+  updateThread,
+} from "./lib/memory";
+import { OM_OPS, observationalOp } from "./lib/observational";
+import { SCHEDULE_OPS, scheduleOp } from "./lib/schedules";
+import { route } from "./lib/tables";
+import { LOAD_MANY_MAX, MAX_BATCH, MAX_PAGE, QUERY_CAP, typedOp } from "./lib/typed";
+import { vectorOp } from "./lib/vectors";
+import { workflowOp } from "./lib/workflow";
+import { Writer } from "./lib/writer";
+
+const NAME = "convex-mastra";
+const VERSION = "0.1.0";
+const PROTOCOL = 1;
+
+const RECORD_OPS = [
+  "insert",
+  "batchInsert",
+  "load",
+  "loadMany",
+  "queryTable",
+  "patch",
+  "deleteMany",
+  "clearTable",
+  "dropTable",
+  "updateThread",
+  "updateResource",
+  "mergeWorkflowStepResult",
+  "mergeWorkflowState",
+];
+const OUR_OPS = [
+  "info",
+  "pageByIndex",
+  "count",
+  "rebuildCounters",
+  "saveMessages",
+  "deleteMessages",
+  "deleteThread",
+];
+
+const INFO = {
+  name: NAME,
+  version: VERSION,
+  protocol: PROTOCOL,
+  ops: [...RECORD_OPS, ...SCHEDULE_OPS, ...OM_OPS, ...OUR_OPS],
+  limits: {
+    loadManyIds: LOAD_MANY_MAX,
+    queryTableRows: QUERY_CAP,
+    pageItems: MAX_PAGE,
+    batchSize: MAX_BATCH,
+  },
+};
+
+const optional = v.optional(v.any());
+
+// Every field any request may carry. Values are checked by the ops, which
+// answer {ok:false, error} instead of throwing a validator error.
+const storageArgs = {
+  op: v.string(),
+  tableName: v.optional(v.string()),
+  // record ops
+  record: optional,
+  records: optional,
+  id: optional,
+  ids: optional,
+  keys: optional,
+  filters: optional,
+  limit: optional,
+  pageSize: optional,
+  cursor: optional,
+  indexHint: optional,
+  batchSize: optional,
+  // threads and resources
+  title: optional,
+  metadata: optional,
+  resourceId: optional,
+  workingMemory: optional,
+  createdAt: optional,
+  updatedAt: optional,
+  // workflows
+  workflowName: optional,
+  runId: optional,
+  stepId: optional,
+  result: optional,
+  requestContext: optional,
+  opts: optional,
+  // schedules
+  now: optional,
+  expectedNextFireAt: optional,
+  newNextFireAt: optional,
+  lastFireAt: optional,
+  lastRunId: optional,
+  patch: optional,
+  scheduleId: optional,
+  fromActualFireAt: optional,
+  toActualFireAt: optional,
+  // observational memory
+  lookupKey: optional,
+  from: optional,
+  to: optional,
+  offset: optional,
+  observations: optional,
+  tokenCount: optional,
+  lastObservedAt: optional,
+  observedMessageIds: optional,
+  chunk: optional,
+  lastBufferedAtTime: optional,
+  activationRatio: optional,
+  messageTokensThreshold: optional,
+  currentPendingTokens: optional,
+  forceMaxActivation: optional,
+  bufferedChunks: optional,
+  reflection: optional,
+  inputTokenCount: optional,
+  reflectedObservationLineCount: optional,
+  currentRecord: optional,
+  newId: optional,
+  config: optional,
+  // our ops
+  index: optional,
+  eq: optional,
+  range: optional,
+  order: optional,
+  numItems: optional,
+  messages: optional,
+  threadUpdatedAt: optional,
+  threadId: optional,
+  force: optional,
+};
+
+const SCHEDULE_OP_SET = new Set<string>(SCHEDULE_OPS);
+const OM_OP_SET = new Set<string>(OM_OPS);
+
+async function dispatch(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
+  switch (req.op) {
+    case "info":
+      return ok(INFO);
+    case "pageByIndex":
+      return pageByIndex(ctx, req);
+    case "count":
+      return count(ctx, req);
+    case "rebuildCounters":
+      return rebuildCounters(ctx, req);
+    case "saveMessages":
+      return saveMessages(ctx, w, req);
+    case "deleteMessages":
+      return deleteMessages(ctx, w, req);
+    case "deleteThread":
+      return deleteThread(ctx, w, req);
+  }
+  if (typeof req.tableName !== "string") {
+    throw new RequestError(`${req.op}: "tableName" must be a string`);
+  }
+  const target = route(req.tableName);
+  if (target.kind === "vector") return vectorOp(ctx, w, target.indexName, req);
+  if (target.kind === "generic") return documentsOp(ctx, w, target.logical, req);
+  const table = target.table;
+  switch (req.op) {
+    case "updateThread":
+      return updateThread(ctx, w, table, req);
+    case "updateResource":
+      return updateResource(ctx, w, table, req);
+    case "mergeWorkflowStepResult":
+    case "mergeWorkflowState":
+      return workflowOp(ctx, w, table, req);
+  }
+  if (SCHEDULE_OP_SET.has(req.op)) return scheduleOp(ctx, w, table, req);
+  if (OM_OP_SET.has(req.op)) return observationalOp(ctx, w, table, req);
+  return typedOp(ctx, w, table, req);
+}
+
+export const handle = internalMutationGeneric({
+  args: storageArgs,
+  handler: async (ctx, args): Promise<Response> => {
+    const req = args as Request;
+    const w = new Writer(ctx);
+    let response: Response;
+    try {
+      response = await dispatch(ctx, w, req);
+      if (response.ok) await w.flush();
+    } catch (error) {
+      if (!w.wrote) return fail(errorMessage(error));
+      // Throwing aborts the transaction, so the staged writes are dropped.
+      throw new Error(
+        `${req.op} failed after writing started and was rolled back: ${errorMessage(error)}`,
+      );
+    }
+    if (!response.ok && w.wrote) {
+      throw new Error(
+        `${req.op} failed after writing started and was rolled back: ${response.error}`,
+      );
+    }
+    return response;
+  },
+});

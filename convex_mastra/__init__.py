@@ -1,0 +1,42 @@
+"""convex-mastra: asyncio-native storage for Mastra agent memory and state on Convex."""
+
+from ._dispatch import HandlerInfo
+from ._errors import (
+    AuthenticationError,
+    BatchLimitError,
+    ConfigurationError,
+    ConvexMastraError,
+    DeploymentUnavailable,
+    FunctionError,
+    LocalDeploymentError,
+    NotFoundError,
+    RecordTooLargeError,
+    RequestTimeoutError,
+    StorageOperationError,
+    ValidationError,
+)
+from ._store import ConvexStore
+from ._transport import ConvexInt64, RetryPolicy
+from ._version import __version__
+from .local import LocalDeployment
+
+__all__ = [
+    "AuthenticationError",
+    "BatchLimitError",
+    "ConfigurationError",
+    "ConvexInt64",
+    "ConvexMastraError",
+    "ConvexStore",
+    "DeploymentUnavailable",
+    "FunctionError",
+    "HandlerInfo",
+    "LocalDeployment",
+    "LocalDeploymentError",
+    "NotFoundError",
+    "RecordTooLargeError",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "StorageOperationError",
+    "ValidationError",
+    "__version__",
+]

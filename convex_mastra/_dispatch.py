@@ -1,0 +1,197 @@
+"""The dispatcher: every domain's one way to reach the storage and cache handlers.
+
+It sends ``{op, tableName, ...}`` to the handler function, checks ``ok``, maps failures to the
+error hierarchy, and loops while the handler answers ``hasMore`` under a hard bound on calls. It
+also asks the handler once which operations it supports, so domains can use our faster
+operations and fall back to the stock @mastra/convex protocol with the same results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ._errors import BatchLimitError, FunctionError, NotFoundError, StorageOperationError
+from ._transport import Transport
+
+__all__ = ["MAX_CALLS", "Dispatcher", "HandlerInfo"]
+
+logger = logging.getLogger("convex_mastra.dispatch")
+
+MAX_CALLS = 1000
+"""Hard upper bound on calls one batched operation may make before it gives up."""
+
+# Ops whose repetition cannot change the outcome: reads, upserts of a given record, deletes by
+# id and batch clears. Only these are retried after a request may have reached the server.
+IDEMPOTENT_OPS = frozenset(
+    {
+        "info",
+        "load",
+        "loadMany",
+        "queryTable",
+        "pageByIndex",
+        "count",
+        "insert",
+        "batchInsert",
+        "patch",
+        "deleteMany",
+        "deleteMessages",
+        "clearTable",
+        "dropTable",
+        "deleteThread",
+        "get",
+        "listLength",
+        "listFromTo",
+        "delete",
+        "clear",
+        "set",
+    }
+)
+
+
+@dataclass(frozen=True)
+class HandlerInfo:
+    """What the deployment's handler is and which operations it supports."""
+
+    name: str
+    version: str | None
+    protocol: int
+    ops: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_stock(self) -> bool:
+        """True for the stock @mastra/convex handler (no ``info`` op, upstream ops only)."""
+        return self.name == "@mastra/convex"
+
+    def supports(self, op: str) -> bool:
+        """Whether the handler implements ``op``."""
+        return op in self.ops
+
+
+STOCK_HANDLER = HandlerInfo(
+    name="@mastra/convex",
+    version=None,
+    protocol=0,
+    ops=frozenset(
+        {
+            "insert",
+            "batchInsert",
+            "load",
+            "loadMany",
+            "queryTable",
+            "patch",
+            "deleteMany",
+            "clearTable",
+            "dropTable",
+            "updateThread",
+            "updateResource",
+            "mergeWorkflowStepResult",
+            "mergeWorkflowState",
+        }
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One handler answer: its ``result`` and whether the handler has more to do."""
+
+    result: Any
+    has_more: bool
+
+
+class Dispatcher:
+    """Sends operations to one handler function (``mastra/storage:handle`` by default)."""
+
+    def __init__(self, transport: Transport, function: str, *, probe_table: str) -> None:
+        self._transport = transport
+        self.function = function
+        self._probe_table = probe_table
+        self._info: HandlerInfo | None = None
+        self._info_lock = anyio.Lock()
+
+    async def send(self, op: str, table: str | None, /, **fields: Any) -> Reply:
+        """One call to the handler; raises StorageOperationError when it answers ``ok: false``."""
+        request: dict[str, Any] = {"op": op, **{k: v for k, v in fields.items() if v is not None}}
+        if table is not None:
+            request["tableName"] = table
+        answer = await self._transport.mutation(
+            self.function, request, idempotent=op in IDEMPOTENT_OPS
+        )
+        if not isinstance(answer, Mapping):
+            raise StorageOperationError(
+                f"{self.function} answered {op} with {type(answer).__name__}, not a response "
+                "object; is this function a Mastra storage or cache handler?",
+                op=op,
+                table=table,
+            )
+        if not answer.get("ok"):
+            message = str(answer.get("error") or "unknown error")
+            error = NotFoundError if "not found" in message.lower() else StorageOperationError
+            raise error(f"{op} on {table or 'cache'} failed: {message}", op=op, table=table)
+        return Reply(result=answer.get("result"), has_more=bool(answer.get("hasMore")))
+
+    async def call(self, op: str, table: str | None, /, **fields: Any) -> Any:
+        """One call; the handler's ``result``."""
+        return (await self.send(op, table, **fields)).result
+
+    async def drain(
+        self, op: str, table: str | None, /, *, max_calls: int = MAX_CALLS, **fields: Any
+    ) -> list[Any]:
+        """Call until the handler stops answering ``hasMore``; every call's result, in order.
+
+        Raises BatchLimitError after ``max_calls`` calls. Each call is its own transaction that
+        leaves the data consistent, so calling the operation again continues the work.
+        """
+        results: list[Any] = []
+        for _ in range(max_calls):
+            reply = await self.send(op, table, **fields)
+            results.append(reply.result)
+            if not reply.has_more:
+                return results
+        raise BatchLimitError(
+            f"{op} on {table or 'cache'} still had more to do after {max_calls} calls. Every call "
+            "left the data consistent; call the operation again to continue."
+        )
+
+    async def info(self) -> HandlerInfo:
+        """What the handler is; asked once per dispatcher, then cached."""
+        if self._info is not None:
+            return self._info
+        async with self._info_lock:
+            if self._info is None:
+                self._info = await self._probe()
+        return self._info
+
+    async def _probe(self) -> HandlerInfo:
+        try:
+            result = await self.call("info", self._probe_table)
+        except NotFoundError:
+            raise
+        except StorageOperationError:
+            logger.warning(
+                "%s is the stock @mastra/convex handler: listing falls back to upstream's "
+                "behaviour, which reads at most 10,000 rows per call. Deploy convex-mastra's "
+                "functions for indexed paging and exact totals.",
+                self.function,
+            )
+            return STOCK_HANDLER
+        except FunctionError as exc:
+            raise FunctionError(
+                f"cannot use {self.function}: {exc}. Is the function deployed? Run "
+                "`python -m convex_mastra doctor` to check the deployment.",
+                path=self.function,
+                error_data=exc.error_data,
+            ) from exc
+        if not isinstance(result, Mapping):
+            return STOCK_HANDLER
+        return HandlerInfo(
+            name=str(result.get("name", "unknown")),
+            version=str(result["version"]) if result.get("version") else None,
+            protocol=int(result.get("protocol", 0)),
+            ops=frozenset(str(op) for op in result.get("ops", [])),
+        )

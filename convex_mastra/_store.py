@@ -1,0 +1,122 @@
+"""``ConvexStore``: the entry point users construct, await and close."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import TracebackType
+
+from ._dispatch import Dispatcher, HandlerInfo
+from ._errors import ConfigurationError
+from ._transport import RetryPolicy, Transport
+
+__all__ = ["ConvexStore"]
+
+DEFAULT_MAX_CONCURRENCY = 16
+"""Matches the 16 concurrent mutations of Convex's Free and Starter deployment classes."""
+
+
+class ConvexStore:
+    """Mastra storage on a Convex deployment.
+
+    Use ``async with ConvexStore(...) as store:`` or call ``await store.close()`` when done.
+    ``deployment_url`` and ``admin_auth_token`` fall back to ``CONVEX_URL`` and
+    ``CONVEX_ADMIN_KEY``. Instead of an admin key, ``auth_token`` (a user JWT) may be given for
+    deployments that expose authenticated public entry points.
+
+    ``request_timeout`` (seconds; ``None`` or 0 disables) bounds every call, retries included.
+    ``max_concurrency`` bounds calls in flight from this store.
+    """
+
+    def __init__(
+        self,
+        deployment_url: str | None = None,
+        admin_auth_token: str | None = None,
+        *,
+        id: str = "convex-storage",
+        storage_function: str = "mastra/storage:handle",
+        request_timeout: float | None = 30.0,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        auth_token: str | None = None,
+        allow_insecure_http: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        url = deployment_url or os.environ.get("CONVEX_URL")
+        admin_key = admin_auth_token or (None if auth_token else os.environ.get("CONVEX_ADMIN_KEY"))
+        missing = [
+            name
+            for name, value in (
+                ("deployment_url (or CONVEX_URL)", url),
+                ("admin_auth_token (or CONVEX_ADMIN_KEY) or auth_token", admin_key or auth_token),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"ConvexStore needs {' and '.join(missing)}. For a local dev deployment run "
+                "`python -m convex_mastra dev` and export the two lines it prints."
+            )
+        if admin_key and auth_token:
+            raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
+        if not storage_function or ":" not in storage_function:
+            raise ConfigurationError(
+                f"storage_function {storage_function!r} must look like 'module/path:function'"
+            )
+        assert url is not None
+        self.id = id
+        self._transport = Transport(
+            url,
+            admin_key=admin_key,
+            auth_token=auth_token,
+            request_timeout=request_timeout,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._dispatcher = Dispatcher(
+            self._transport, storage_function, probe_table="mastra_threads"
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<ConvexStore id={self.id!r} url={self._transport.url!r} {state}>"
+
+    @property
+    def url(self) -> str:
+        """The deployment URL."""
+        return self._transport.url
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._transport.closed
+
+    async def handler_info(self) -> HandlerInfo:
+        """Which storage handler the deployment runs (ours or stock @mastra/convex)."""
+        return await self._dispatcher.info()
+
+    async def close(self) -> None:
+        """Release connections. Calls after close raise ConfigurationError."""
+        await self._transport.aclose()
+
+    aclose = close
+
+    async def __aenter__(self) -> ConvexStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and not transport.closed:
+            warnings.warn(
+                f"{self!r} was never closed; use `async with` or `await store.close()`",
+                ResourceWarning,
+                stacklevel=2,
+            )

@@ -1,0 +1,415 @@
+"""The async facade over the official ``convex`` package: the only module that imports it.
+
+Why it is built this way (measured, see docs/architecture.md):
+
+- ``convex.ConvexClient`` (WebSocket, Rust) holds the GIL while it waits for the server, so even on
+  a worker thread it freezes the event loop for the whole round trip. We do not use it.
+- The HTTP API, as ``convex.http_client.ConvexHttpClient`` speaks it, releases the GIL while it
+  waits, but that client opens a new connection per call, sets no timeout and raises bare
+  ``Exception``. So we speak the same wire format with one pooled ``requests.Session`` (``requests``
+  is the ``convex`` package's own dependency) and reuse ``convex.values`` for value encoding
+  (``ConvexInt64``, bytes, special floats), with orjson for the JSON itself.
+- Each call runs on a worker thread under a per-transport ``anyio.CapacityLimiter``, inside
+  ``anyio.fail_after(timeout)``. The thread is abandoned on timeout or cancellation, so the caller's
+  wait is bounded and the loop never blocks; the socket read timeout bounds the thread itself.
+
+Cancellation and timeouts are honest about mutations: once a mutation's request may have reached
+the server, a timeout or cancellation cannot tell whether it was applied. Convex runs a mutation
+as one transaction, so it was applied entirely or not at all. It is retried only when it is
+marked idempotent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import anyio
+import orjson
+import requests
+from convex import ConvexInt64
+from convex import __version__ as convex_version
+from convex.values import convex_to_json, json_to_convex
+from requests.adapters import HTTPAdapter
+
+from ._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DeploymentUnavailable,
+    FunctionError,
+    RequestTimeoutError,
+    ValidationError,
+)
+from ._version import __version__
+
+__all__ = ["DEFAULT", "ConvexInt64", "RetryPolicy", "Transport", "UseDefault"]
+
+logger = logging.getLogger("convex_mastra.transport")
+
+Kind = Literal["query", "mutation", "action"]
+
+
+class UseDefault:
+    """Sentinel type: "use the transport's own setting"."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = UseDefault()
+Timeout = float | None | UseDefault
+
+_CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry.
+
+    Only failures that are safe to retry are retried: a connection that was never made (the
+    request cannot have reached the server), or any transport failure of an idempotent call.
+    Backoff is exponential with full jitter, and all tries fit inside the call's timeout and
+    ``max_total`` seconds.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.05
+    max_delay: float = 1.0
+    max_total: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before try ``attempt + 1`` (full jitter)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class _NotSent(DeploymentUnavailable):
+    """The request never left this process (connection refused, DNS, connect timeout)."""
+
+
+def validate_url(url: str, *, allow_insecure_http: bool) -> str:
+    """Check a deployment URL: http(s), a host, and https unless the host is loopback."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"deployment URL {url!r} is not an http(s) URL; it looks like "
+            "https://<name>.convex.cloud or http://127.0.0.1:3210"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"refusing plain http:// to non-loopback host {parts.hostname!r}: the admin key would "
+            "travel unencrypted. Use https://, or pass allow_insecure_http=True if this network "
+            "is trusted."
+        )
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def encode_args(args: Mapping[str, Any]) -> bytes:
+    """Encode function arguments as Convex JSON, or raise ValidationError naming the field."""
+    try:
+        return orjson.dumps({k: convex_to_json(v) for k, v in args.items()})
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"value at {_find_bad_path(args)} cannot be stored in Convex: {exc}",
+            field=_find_bad_path(args),
+        ) from None
+
+
+def _find_bad_path(value: Any, path: str = "args") -> str:
+    # Only called on failure, so the second walk costs nothing on the hot path.
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            child = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
+            if not isinstance(key, str):
+                return child
+            try:
+                convex_to_json({key: item})
+            except (ValueError, TypeError):
+                return _find_bad_path(item, child)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            try:
+                convex_to_json(item)
+            except (ValueError, TypeError):
+                return _find_bad_path(item, f"{path}[{index}]")
+    return path
+
+
+class Transport:
+    """Async calls to Convex functions over the HTTP API, never blocking the event loop.
+
+    Thread-safe and shareable by many tasks; concurrency is bounded by ``max_concurrency``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        admin_key: str | None = None,
+        auth_token: str | None = None,
+        request_timeout: float | None = 30.0,
+        max_concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError("max_concurrency must be at least 1")
+        if request_timeout is not None and request_timeout < 0:
+            raise ConfigurationError("request_timeout must be >= 0 (0 or None disables it)")
+        self.url = validate_url(url, allow_insecure_http=allow_insecure_http)
+        self._secret = admin_key or auth_token or ""
+        self._auth = (
+            f"Convex {admin_key}" if admin_key else f"Bearer {auth_token}" if auth_token else None
+        )
+        self.request_timeout = request_timeout or None
+        self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy()
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        auth = (
+            "admin"
+            if self._auth and self._auth.startswith("Convex")
+            else "token"
+            if self._auth
+            else "none"
+        )
+        return f"<Transport url={self.url!r} auth={auth} max_concurrency={self.max_concurrency}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    # -- public calls ----------------------------------------------------------------------
+
+    async def query(self, path: str, args: Mapping[str, Any], *, timeout: Timeout = DEFAULT) -> Any:
+        """Run a query function; queries are read-only, so transport failures are retried."""
+        return await self.call("query", path, args, timeout=timeout, idempotent=True)
+
+    async def mutation(
+        self,
+        path: str,
+        args: Mapping[str, Any],
+        *,
+        timeout: Timeout = DEFAULT,
+        idempotent: bool = False,
+    ) -> Any:
+        """Run a mutation; retried after a sent request only when ``idempotent``."""
+        return await self.call("mutation", path, args, timeout=timeout, idempotent=idempotent)
+
+    async def action(
+        self,
+        path: str,
+        args: Mapping[str, Any],
+        *,
+        timeout: Timeout = DEFAULT,
+        idempotent: bool = False,
+    ) -> Any:
+        """Run an action; retried after a sent request only when ``idempotent``."""
+        return await self.call("action", path, args, timeout=timeout, idempotent=idempotent)
+
+    async def call(
+        self,
+        kind: Kind,
+        path: str,
+        args: Mapping[str, Any],
+        *,
+        timeout: Timeout = DEFAULT,
+        idempotent: bool = False,
+    ) -> Any:
+        """Encode, send with retries where safe, and decode one function call."""
+        if self._closed:
+            raise ConfigurationError("this store is closed; create a new one")
+        body = encode_args(args)
+        limit = self.request_timeout if isinstance(timeout, UseDefault) else (timeout or None)
+        try:
+            with anyio.fail_after(limit):
+                return await self._with_retries(kind, path, body, limit, idempotent)
+        except RequestTimeoutError:
+            raise
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"{kind} {path} got no answer from {self.url} within {limit} s "
+                "(request_timeout); a mutation may or may not have been applied"
+            ) from None
+
+    async def _with_retries(
+        self, kind: Kind, path: str, body: bytes, limit: float | None, idempotent: bool
+    ) -> Any:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(
+                    self._post,
+                    kind,
+                    path,
+                    body,
+                    limit,
+                    limiter=self._limiter,
+                    abandon_on_cancel=True,
+                )
+            except DeploymentUnavailable as exc:
+                safe = isinstance(exc, _NotSent) or idempotent
+                elapsed = time.monotonic() - started
+                if (
+                    not safe
+                    or attempt + 1 >= self.retry.attempts
+                    or elapsed >= self.retry.max_total
+                ):
+                    raise DeploymentUnavailable(str(exc)) from exc.__cause__
+                delay = self.retry.delay(attempt)
+                logger.debug("retrying %s %s after %.3fs: %s", kind, path, delay, exc)
+                attempt += 1
+                await anyio.sleep(delay)
+
+    async def aclose(self) -> None:
+        """Close pooled connections; later calls raise ConfigurationError."""
+        self._closed = True
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    # -- worker thread side ----------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        # A session per worker thread: requests.Session is not documented as thread-safe, and
+        # anyio reuses its worker threads, so each keeps its own warm keep-alive connection.
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
+            session.mount(
+                "https://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+            )
+            session.headers["Convex-Client"] = f"python-{convex_version}"
+            session.headers["User-Agent"] = f"convex-mastra/{__version__}"
+            session.headers["Content-Type"] = "application/json"
+            if self._auth:
+                session.headers["Authorization"] = self._auth
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def _post(self, kind: Kind, path: str, body: bytes, limit: float | None) -> Any:
+        envelope = (
+            b'{"path":'
+            + orjson.dumps(path)
+            + b',"format":"convex_encoded_json","args":'
+            + body
+            + b"}"
+        )
+        read_timeout = (limit + 1.0) if limit else None
+        try:
+            response = self._session().post(
+                f"{self.url}/api/{kind}",
+                data=envelope,
+                timeout=(min(_CONNECT_TIMEOUT, limit or _CONNECT_TIMEOUT), read_timeout),
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise _NotSent(self._redact(f"could not connect to {self.url}: {exc}")) from None
+        except requests.exceptions.ReadTimeout:
+            raise RequestTimeoutError(
+                f"{kind} {path} got no answer from {self.url} within {limit} s"
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            if _never_sent(exc):
+                raise _NotSent(
+                    self._redact(
+                        f"could not connect to {self.url} ({_reason(exc)}); "
+                        "is the deployment running?"
+                    )
+                ) from None
+            raise DeploymentUnavailable(
+                self._redact(
+                    f"connection to {self.url} failed during {kind} {path}: {_reason(exc)}"
+                )
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise DeploymentUnavailable(self._redact(f"{kind} {path} failed: {exc}")) from None
+        return self._decode(kind, path, response)
+
+    def _decode(self, kind: Kind, path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            payload = None
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"the deployment at {self.url} rejected the credentials for {kind} {path} "
+                f"(HTTP {status}{_code(payload)}). Check CONVEX_ADMIN_KEY / admin_auth_token."
+            )
+        if status >= 500 or payload is None:
+            raise DeploymentUnavailable(
+                self._redact(f"{kind} {path}: HTTP {status} from {self.url}{_code(payload)}")
+            )
+        if status >= 400:
+            message = payload.get("message", "") if isinstance(payload, dict) else ""
+            raise FunctionError(
+                self._redact(
+                    f"{kind} {path} was refused (HTTP {status}{_code(payload)}): {message}"
+                ),
+                path=path,
+            )
+        if payload.get("status") == "success":
+            return json_to_convex(payload.get("value"))
+        error_data = json_to_convex(payload["errorData"]) if "errorData" in payload else None
+        raise FunctionError(
+            self._redact(f"{kind} {path} failed: {payload.get('errorMessage', 'unknown error')}"),
+            path=path,
+            error_data=error_data,
+        )
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "<redacted>") if self._secret else text
+
+
+def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    # urllib3 wraps refused connections and DNS failures in NewConnectionError or
+    # NameResolutionError; in both cases no byte of the request reached the server.
+    text = repr(exc)
+    return (
+        "NewConnectionError" in text
+        or "NameResolutionError" in text
+        or "Connection refused" in text
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "Connection reset",
+        "Remote end closed",
+    ):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def _code(payload: Any) -> str:
+    return f", {payload['code']}" if isinstance(payload, dict) and "code" in payload else ""

@@ -1,0 +1,110 @@
+"""Shared fixtures: deployments serving our functions and the stock @mastra/convex ones."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from convex_mastra import ConvexStore, LocalDeployment
+from convex_mastra.local import find_node
+from convex_mastra.pytest_plugin import Deployment
+
+STOCK_FUNCTIONS = Path(__file__).parent / "stock_functions"
+
+
+def _install_stock_functions() -> None:
+    if (STOCK_FUNCTIONS / "node_modules" / "@mastra" / "convex").is_dir():
+        return
+    runtime = find_node()
+    subprocess.run(
+        [*runtime.npm_cli, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=STOCK_FUNCTIONS,
+        check=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def stock_deployment() -> Iterator[Deployment]:
+    """A local deployment serving @mastra/convex 1.5.x's own handlers (public mutations)."""
+    _install_stock_functions()
+    with LocalDeployment(functions_dir=STOCK_FUNCTIONS) as local:
+        yield Deployment(url=local.url, admin_key=local.admin_key, local=local)
+
+
+@pytest.fixture
+def uid() -> str:
+    """A unique suffix, so tests share a deployment without seeing each other's rows."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def store(convex_deployment: Deployment) -> AsyncIterator[ConvexStore]:
+    """A store on the session deployment, closed after the test."""
+    async with ConvexStore(convex_deployment.url, convex_deployment.admin_key) as s:
+        yield s
+
+
+class RawHttp:
+    """Plain HTTP calls to a deployment, as any client of the Convex HTTP API makes them."""
+
+    def __init__(self, url: str, admin_key: str | None) -> None:
+        self.url = url
+        self.admin_key = admin_key
+        self.session = requests.Session()
+
+    def post(
+        self,
+        kind: str,
+        path: str,
+        args: Any,
+        *,
+        fmt: str = "json",
+        auth: str | None = "admin",
+    ) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": "application/json"}
+        if auth == "admin":
+            headers["Authorization"] = f"Convex {self.admin_key}"
+        elif auth is not None:
+            headers["Authorization"] = auth
+        response = self.session.post(
+            f"{self.url}/api/{kind}",
+            data=orjson.dumps({"path": path, "args": args, "format": fmt}),
+            headers=headers,
+            timeout=60,
+        )
+        return response.status_code, response.json()
+
+    def storage(self, request: dict[str, Any], *, function: str = "mastra/storage:handle") -> Any:
+        """Call a handler as an admin; return ``value`` of a success envelope."""
+        status, body = self.post("mutation", function, request)
+        assert status == 200, body
+        assert body["status"] == "success", body
+        return body["value"]
+
+    def calls_since(self, seq: int) -> list[dict[str, Any]]:
+        response = self.session.get(
+            f"{self.url}/_local/calls",
+            params={"since": seq},
+            headers={"Authorization": f"Convex {self.admin_key}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls
+
+    def next_seq(self) -> int:
+        response = self.session.get(
+            f"{self.url}/_local/calls",
+            params={"since": 10**12},
+            headers={"Authorization": f"Convex {self.admin_key}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return int(response.json()["nextSeq"])

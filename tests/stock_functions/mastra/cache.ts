@@ -1,0 +1,1 @@
+export { mastraCache as handle } from "@mastra/convex/server";

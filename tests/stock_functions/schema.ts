@@ -1,0 +1,27 @@
+// The schema a Mastra TypeScript app deploys with @mastra/convex 1.5.x, unchanged.
+import { defineSchema } from "convex/server";
+import {
+  mastraCacheListItemsTable,
+  mastraCacheTable,
+  mastraDocumentsTable,
+  mastraMessagesTable,
+  mastraResourcesTable,
+  mastraScoresTable,
+  mastraThreadsTable,
+  mastraVectorIndexesTable,
+  mastraVectorsTable,
+  mastraWorkflowSnapshotsTable,
+} from "@mastra/convex/schema";
+
+export default defineSchema({
+  mastra_threads: mastraThreadsTable,
+  mastra_messages: mastraMessagesTable,
+  mastra_resources: mastraResourcesTable,
+  mastra_workflow_snapshots: mastraWorkflowSnapshotsTable,
+  mastra_scorers: mastraScoresTable,
+  mastra_vector_indexes: mastraVectorIndexesTable,
+  mastra_vectors: mastraVectorsTable,
+  mastra_cache: mastraCacheTable,
+  mastra_cache_list_items: mastraCacheListItemsTable,
+  mastra_documents: mastraDocumentsTable,
+});

@@ -69,7 +69,7 @@ async def main(calls: int, delay_ms: float) -> None:
         print(f"{calls} concurrent calls, {delay_ms:g} ms response delay")
         print(f"{'client':<16}{'wall ms':>10}{'worst lag ms':>14}{'probe ticks':>13}")
         for name, fn in (("naive", naive), ("naive-thread", naive_thread), ("convex-mastra", ours)):
-            await measure(4, fn)  # warm up connections and threads
+            await measure(calls, fn)  # warm up: threads and connections exist for all
             wall, lag, ticks = await measure(calls, fn)
             print(f"{name:<16}{wall:>10.0f}{lag:>14.1f}{ticks:>13}")
         await transport.aclose()

@@ -1,5 +1,7 @@
 """convex-mastra: asyncio-native storage for Mastra agent memory and state on Convex."""
 
+import logging
+
 from ._dispatch import HandlerInfo
 from ._errors import (
     AuthenticationError,
@@ -40,3 +42,6 @@ __all__ = [
     "ValidationError",
     "__version__",
 ]
+
+# Quiet by default: the application decides where log records go.
+logging.getLogger("convex_mastra").addHandler(logging.NullHandler())

@@ -24,6 +24,9 @@ class ConvexStore:
     ``CONVEX_ADMIN_KEY``. Instead of an admin key, ``auth_token`` (a user JWT) may be given for
     deployments that expose authenticated public entry points.
 
+    ``storage_function`` defaults to the internal ``mastra/storage:handle`` with an admin key, and
+    to the authenticated public entry point ``mastra/public:storage`` with ``auth_token``.
+
     ``request_timeout`` (seconds; ``None`` or 0 disables) bounds every call, retries included.
     ``max_concurrency`` bounds calls in flight from this store.
     """
@@ -34,7 +37,7 @@ class ConvexStore:
         admin_auth_token: str | None = None,
         *,
         id: str = "convex-storage",
-        storage_function: str = "mastra/storage:handle",
+        storage_function: str | None = None,
         request_timeout: float | None = 30.0,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         auth_token: str | None = None,
@@ -58,7 +61,9 @@ class ConvexStore:
             )
         if admin_key and auth_token:
             raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
-        if not storage_function or ":" not in storage_function:
+        if storage_function is None:
+            storage_function = "mastra/public:storage" if auth_token else "mastra/storage:handle"
+        if ":" not in storage_function:
             raise ConfigurationError(
                 f"storage_function {storage_function!r} must look like 'module/path:function'"
             )

@@ -70,6 +70,7 @@ DEFAULT: Final = UseDefault()
 Timeout = float | None | UseDefault
 
 _CONNECT_TIMEOUT = 10.0
+_AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 
 
 @dataclass(frozen=True)
@@ -385,6 +386,10 @@ class Transport:
         if payload.get("status") == "success":
             return json_to_convex(payload.get("value"))
         error_data = json_to_convex(payload["errorData"]) if "errorData" in payload else None
+        if isinstance(error_data, dict) and error_data.get("code") in _AUTH_CODES:
+            # Raised by convex/mastra/public.ts for a missing or non-allow-listed identity.
+            code, reason = str(error_data["code"]), str(error_data.get("message", ""))
+            raise AuthenticationError(f"{kind} {path} refused the caller ({code}): {reason}")
         raise FunctionError(
             self._redact(f"{kind} {path} failed: {payload.get('errorMessage', 'unknown error')}"),
             path=path,

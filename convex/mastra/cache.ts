@@ -324,32 +324,37 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
 
 const optional = v.optional(v.any());
 
-export const handle = internalMutationGeneric({
-  args: {
-    op: v.string(),
-    key: optional,
-    keyPrefix: optional,
-    value: optional,
-    values: optional,
-    expiresAt: optional,
-    from: optional,
-    to: optional,
-    maxItems: optional,
-    now: optional,
-  },
-  handler: async (ctx, args): Promise<Response> => {
-    const req = args as Request;
-    try {
-      if (req.now !== undefined && typeof req.now !== "number") {
-        throw new RequestError(`${req.op}: "now" must be epoch milliseconds`);
-      }
-      return await dispatch(ctx, req, typeof req.now === "number" ? req.now : Date.now());
-    } catch (error) {
-      // Ops validate before writing, so an error here has written nothing
-      // that matters; rethrow anyway if it was not a request problem, so
-      // the transaction is rolled back.
-      if (error instanceof RequestError) return fail(errorMessage(error));
-      throw error;
+export const cacheArgs = {
+  op: v.string(),
+  key: optional,
+  keyPrefix: optional,
+  value: optional,
+  values: optional,
+  expiresAt: optional,
+  from: optional,
+  to: optional,
+  maxItems: optional,
+  now: optional,
+};
+
+/** Runs one cache request; shared by `handle` and the authenticated entry point in public.ts. */
+export async function handleCache(ctx: Ctx, args: Record<string, unknown>): Promise<Response> {
+  const req = args as Request;
+  try {
+    if (req.now !== undefined && typeof req.now !== "number") {
+      throw new RequestError(`${req.op}: "now" must be epoch milliseconds`);
     }
-  },
+    return await dispatch(ctx, req, typeof req.now === "number" ? req.now : Date.now());
+  } catch (error) {
+    // Ops validate before writing, so an error here has written nothing
+    // that matters; rethrow anyway if it was not a request problem, so
+    // the transaction is rolled back.
+    if (error instanceof RequestError) return fail(errorMessage(error));
+    throw error;
+  }
+}
+
+export const handle = internalMutationGeneric({
+  args: cacheArgs,
+  handler: (ctx, args) => handleCache(ctx, args),
 });

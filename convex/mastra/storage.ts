@@ -88,7 +88,7 @@ const optional = v.optional(v.any());
 
 // Every field any request may carry. Values are checked by the ops, which
 // answer {ok:false, error} instead of throwing a validator error.
-const storageArgs = {
+export const storageArgs = {
   op: v.string(),
   tableName: v.optional(v.string()),
   // record ops
@@ -202,27 +202,28 @@ async function dispatch(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
   return typedOp(ctx, w, table, req);
 }
 
+/** Runs one storage request; shared by `handle` and the authenticated entry point in public.ts. */
+export async function handleStorage(ctx: Ctx, args: Record<string, unknown>): Promise<Response> {
+  const req = args as Request;
+  const w = new Writer(ctx);
+  let response: Response;
+  try {
+    response = await dispatch(ctx, w, req);
+    if (response.ok) await w.flush();
+  } catch (error) {
+    if (!w.wrote) return fail(errorMessage(error));
+    // Throwing aborts the transaction, so the staged writes are dropped.
+    throw new Error(
+      `${req.op} failed after writing started and was rolled back: ${errorMessage(error)}`,
+    );
+  }
+  if (!response.ok && w.wrote) {
+    throw new Error(`${req.op} failed after writing started and was rolled back: ${response.error}`);
+  }
+  return response;
+}
+
 export const handle = internalMutationGeneric({
   args: storageArgs,
-  handler: async (ctx, args): Promise<Response> => {
-    const req = args as Request;
-    const w = new Writer(ctx);
-    let response: Response;
-    try {
-      response = await dispatch(ctx, w, req);
-      if (response.ok) await w.flush();
-    } catch (error) {
-      if (!w.wrote) return fail(errorMessage(error));
-      // Throwing aborts the transaction, so the staged writes are dropped.
-      throw new Error(
-        `${req.op} failed after writing started and was rolled back: ${errorMessage(error)}`,
-      );
-    }
-    if (!response.ok && w.wrote) {
-      throw new Error(
-        `${req.op} failed after writing started and was rolled back: ${response.error}`,
-      );
-    }
-    return response;
-  },
+  handler: (ctx, args) => handleStorage(ctx, args),
 });

@@ -46,9 +46,10 @@ class LocalDeployment:
     """A local dev deployment: start it, use ``url`` and ``admin_key``, stop it.
 
     Use it as ``async with LocalDeployment() as dep:`` (or ``with``), or call :meth:`start` and
-    :meth:`stop`. Data lives in ``data_dir`` (a temporary directory removed on stop when not
-    given) and survives restarts, including ``kill -9``. The admin key is created once per data
-    directory and kept there, so a restarted deployment accepts the same key.
+    :meth:`stop`. ``env`` plays the part of the deployment's environment variables (functions
+    read them through ``process.env``). Data lives in ``data_dir`` (a temporary directory, removed
+    on stop, when not given) and survives restarts, including ``kill -9``. The admin key is
+    created once per data directory and kept there, so a restarted deployment accepts it.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class LocalDeployment:
         admin_key: str | None = None,
         response_delay_ms: float = 0,
         startup_timeout: float = 120.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self._data_dir = Path(data_dir) if data_dir is not None else None
@@ -68,6 +70,7 @@ class LocalDeployment:
         self._admin_key = admin_key
         self._response_delay_ms = response_delay_ms
         self._startup_timeout = startup_timeout
+        self._env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._url: str | None = None
@@ -159,7 +162,7 @@ class LocalDeployment:
         log = open(log_path, "ab")  # noqa: SIM115 - kept open for the process lifetime
         offset = log.tell()
         # The key travels in the environment, not argv, so `ps` does not show it.
-        env = {**os.environ, "CONVEX_MASTRA_ADMIN_KEY": self.admin_key}
+        env = {**os.environ, **self._env, "CONVEX_MASTRA_ADMIN_KEY": self.admin_key}
         process = subprocess.Popen(
             argv,
             cwd=runtime_dir,

@@ -1,15 +1,19 @@
-"""Command line: ``python -m convex_mastra dev`` runs the local dev deployment."""
+"""Command line: ``dev`` runs the local dev deployment, ``doctor`` checks a deployment."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._errors import ConvexMastraError
+import anyio
+
+from ._doctor import diagnose
+from ._errors import ConfigurationError, ConvexMastraError
 from .local import LocalDeployment
 
 DEFAULT_DATA_DIR = Path(".convex-mastra") / "dev"
@@ -40,6 +44,27 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+_MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    url = args.url or os.environ.get("CONVEX_URL")
+    key = args.admin_key or os.environ.get("CONVEX_ADMIN_KEY")
+    if not url or not key:
+        raise ConfigurationError(
+            "doctor needs a deployment: set CONVEX_URL and CONVEX_ADMIN_KEY or pass --url and "
+            "--admin-key (for a local one, run `python -m convex_mastra dev` first)"
+        )
+    checks = anyio.run(diagnose, url, key)
+    for check in checks:
+        print(f"[{_MARKS[check.status]}] {check.name:<17} {check.detail}")
+        if check.fix and check.status != "ok":
+            print(f"       {'':<17} fix: {check.fix}")
+    failed = any(check.status == "fail" for check in checks)
+    print("\nThe deployment is ready." if not failed else "\nFix the FAIL lines above.")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m convex_mastra`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m convex_mastra")
@@ -57,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--response-delay-ms", type=float, default=0, help="delay every response (model latency)"
     )
     dev.set_defaults(run=_dev)
+    doctor = commands.add_parser("doctor", help="check a deployment and say what to fix")
+    doctor.add_argument("--url", default=None, help="deployment URL (default: CONVEX_URL)")
+    doctor.add_argument("--admin-key", default=None, help="admin key (default: CONVEX_ADMIN_KEY)")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 

@@ -19,7 +19,7 @@ from convex_mastra.pytest_plugin import Deployment
 STOCK_FUNCTIONS = Path(__file__).parent / "stock_functions"
 
 
-def _install_stock_functions() -> None:
+def install_stock_functions() -> None:
     if (STOCK_FUNCTIONS / "node_modules" / "@mastra" / "convex").is_dir():
         return
     runtime = find_node()
@@ -33,7 +33,7 @@ def _install_stock_functions() -> None:
 @pytest.fixture(scope="session")
 def stock_deployment() -> Iterator[Deployment]:
     """A local deployment serving @mastra/convex 1.5.x's own handlers (public mutations)."""
-    _install_stock_functions()
+    install_stock_functions()
     with LocalDeployment(functions_dir=STOCK_FUNCTIONS) as local:
         yield Deployment(url=local.url, admin_key=local.admin_key, local=local)
 

@@ -25,9 +25,10 @@ logger = logging.getLogger("convex_mastra.dispatch")
 MAX_CALLS = 1000
 """Hard upper bound on calls one batched operation may make before it gives up."""
 
-# Ops whose repetition cannot change the outcome: reads, upserts of a given record, deletes by
-# id and batch clears. Only these are retried after a request may have reached the server.
-IDEMPOTENT_OPS = frozenset(
+# Ops that only read (cache reads may also reclaim expired rows, which is safe to repeat). Only
+# these are resent after a request may have reached the server: replaying a write that did
+# commit could overwrite a newer write made by someone else in between.
+READ_OPS = frozenset(
     {
         "info",
         "load",
@@ -35,20 +36,9 @@ IDEMPOTENT_OPS = frozenset(
         "queryTable",
         "pageByIndex",
         "count",
-        "insert",
-        "batchInsert",
-        "patch",
-        "deleteMany",
-        "deleteMessages",
-        "clearTable",
-        "dropTable",
-        "deleteThread",
         "get",
         "listLength",
         "listFromTo",
-        "delete",
-        "clear",
-        "set",
     }
 )
 
@@ -112,22 +102,20 @@ class Dispatcher:
         self.function = function
         self._probe_table = probe_table
         self._info: HandlerInfo | None = None
-        self._info_lock = anyio.Lock()
+        self._probing: anyio.Event | None = None
+        self._probe_error: BaseException | None = None
 
     async def send(self, op: str, table: str | None, /, **fields: Any) -> Reply:
         """One call to the handler; raises StorageOperationError when it answers ``ok: false``."""
         request: dict[str, Any] = {"op": op, **{k: v for k, v in fields.items() if v is not None}}
         if table is not None:
             request["tableName"] = table
-        answer = await self._transport.mutation(
-            self.function, request, idempotent=op in IDEMPOTENT_OPS
-        )
+        answer = await self._transport.mutation(self.function, request, idempotent=op in READ_OPS)
         if not isinstance(answer, Mapping):
-            raise StorageOperationError(
+            raise FunctionError(
                 f"{self.function} answered {op} with {type(answer).__name__}, not a response "
                 "object; is this function a Mastra storage or cache handler?",
-                op=op,
-                table=table,
+                path=self.function,
             )
         if not answer.get("ok"):
             message = str(answer.get("error") or "unknown error")
@@ -159,20 +147,36 @@ class Dispatcher:
         )
 
     async def info(self) -> HandlerInfo:
-        """What the handler is; asked once per dispatcher, then cached."""
-        if self._info is not None:
-            return self._info
-        async with self._info_lock:
-            if self._info is None:
+        """What the handler is; asked once per dispatcher, then cached.
+
+        Concurrent first callers share one probe and its outcome (single flight), so a slow or
+        failing deployment costs each of them one timeout, not one per caller ahead of them.
+        """
+        while self._info is None:
+            if self._probing is not None:
+                probing = self._probing
+                await probing.wait()
+                if self._info is None and self._probe_error is not None:
+                    raise self._probe_error
+                continue
+            self._probing = anyio.Event()
+            try:
                 self._info = await self._probe()
+                self._probe_error = None
+            except BaseException as exc:
+                self._probe_error = exc
+                raise
+            finally:
+                probing, self._probing = self._probing, None
+                probing.set()
         return self._info
 
     async def _probe(self) -> HandlerInfo:
         try:
             result = await self.call("info", self._probe_table)
-        except NotFoundError:
-            raise
-        except StorageOperationError:
+        except StorageOperationError as exc:
+            if "unsupported operation info" not in str(exc).lower():
+                raise
             logger.warning(
                 "%s is the stock @mastra/convex handler: listing falls back to upstream's "
                 "behaviour, which reads at most 10,000 rows per call. Deploy convex-mastra's "

@@ -3,11 +3,11 @@
 Every error the SDK raises derives from :class:`ConvexMastraError`::
 
     ConvexMastraError
-    ├── ConfigurationError        bad or missing settings, found at construction
+    ├── ConfigurationError        bad settings, a URL that is not a Convex API, use after close
     │   └── AuthenticationError   the deployment rejected the admin key or auth token
     ├── ValidationError           bad input, caught before anything is sent (also a ValueError)
     │   └── RecordTooLargeError   a record over Convex's 1 MiB document limit
-    ├── DeploymentUnavailable     connection refused, DNS failure, HTTP 5xx, local deployment down
+    ├── DeploymentUnavailable     connection refused or lost, DNS failure, HTTP 5xx or 429
     ├── RequestTimeoutError       no answer within ``request_timeout`` (also a TimeoutError)
     ├── FunctionError             the Convex function threw; ``error_data`` keeps Convex's errorData
     │   └── StorageOperationError the storage/cache handler answered ``ok: false``

@@ -13,16 +13,18 @@ Why it is built this way (measured, see docs/architecture.md):
   times more of it per call (measured: worst loop lag 52 ms against 7 ms at 32 concurrent calls).
 - Each call runs on a worker thread under a per-transport ``anyio.CapacityLimiter``, inside
   ``anyio.fail_after(timeout)``. The thread is abandoned on timeout or cancellation, so the caller's
-  wait is bounded and the loop never blocks; the socket read timeout bounds the thread itself.
+  wait is bounded and the loop never blocks. The abandoned thread keeps its concurrency slot
+  until it ends, so ``max_concurrency`` bounds threads and sockets; its socket timeout ends it.
 
 Cancellation and timeouts are honest about mutations: once a mutation's request may have reached
 the server, a timeout or cancellation cannot tell whether it was applied. Convex runs a mutation
-as one transaction, so it was applied entirely or not at all. It is retried only when it is
-marked idempotent.
+as one transaction, so it was applied entirely or not at all. After a send it is retried only when
+it is marked idempotent, which the dispatcher does for read-only operations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import logging
@@ -157,7 +159,8 @@ def _find_bad_path(value: Any, path: str = "args") -> str:
 class Transport:
     """Async calls to Convex functions over the HTTP API, never blocking the event loop.
 
-    Thread-safe and shareable by many tasks; concurrency is bounded by ``max_concurrency``.
+    Shareable by many tasks of one event loop; threads and sockets in use are bounded by
+    ``max_concurrency``.
     """
 
     def __init__(
@@ -176,6 +179,7 @@ class Transport:
         if request_timeout is not None and request_timeout < 0:
             raise ConfigurationError("request_timeout must be >= 0 (0 or None disables it)")
         self.url = validate_url(url, allow_insecure_http=allow_insecure_http)
+        admin_key, auth_token = _clean_secret(admin_key), _clean_secret(auth_token)
         self._secret = admin_key or auth_token or ""
         self._auth = (
             f"Convex {admin_key}" if admin_key else f"Bearer {auth_token}" if auth_token else None
@@ -184,11 +188,10 @@ class Transport:
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
         self._limiter = anyio.CapacityLimiter(max_concurrency)
-        self._local = threading.local()
         parts = urlsplit(self.url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port
+        self._port = parts.port or (443 if self._https else 80)
         self._base_path = parts.path.rstrip("/")
         self._headers = {
             "Content-Type": "application/json",
@@ -196,8 +199,9 @@ class Transport:
             "User-Agent": f"convex-mastra/{__version__}",
             **({"Authorization": self._auth} if self._auth else {}),
         }
-        self._connections: list[http.client.HTTPConnection] = []
-        self._connections_lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._pool_lock = threading.Lock()
+        self._threads = anyio.CapacityLimiter(max_concurrency)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -255,11 +259,10 @@ class Transport:
         """Encode, send with retries where safe, and decode one function call."""
         if self._closed:
             raise ConfigurationError("this store is closed; create a new one")
-        body = encode_args(args)
         limit = self.request_timeout if isinstance(timeout, UseDefault) else (timeout or None)
         try:
             with anyio.fail_after(limit):
-                return await self._with_retries(kind, path, body, limit, idempotent)
+                return await self._with_retries(kind, path, args, limit, idempotent)
         except RequestTimeoutError:
             raise
         except TimeoutError:
@@ -269,26 +272,21 @@ class Transport:
             ) from None
 
     async def _with_retries(
-        self, kind: Kind, path: str, body: bytes, limit: float | None, idempotent: bool
+        self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None, idempotent: bool
     ) -> Any:
         started = time.monotonic()
         attempt = 0
         while True:
             try:
-                return await anyio.to_thread.run_sync(
-                    self._post,
-                    kind,
-                    path,
-                    body,
-                    limit,
-                    limiter=self._limiter,
-                    abandon_on_cancel=True,
-                )
+                return await self._attempt(kind, path, args, limit)
             except DeploymentUnavailable as exc:
+                # Resending is safe when the request never left, or when it only reads: a write
+                # that may have committed is never replayed over someone else's newer write.
                 safe = isinstance(exc, _NotSent) or idempotent
                 elapsed = time.monotonic() - started
                 if (
                     not safe
+                    or self._closed
                     or attempt + 1 >= self.retry.attempts
                     or elapsed >= self.retry.max_total
                 ):
@@ -298,67 +296,115 @@ class Transport:
                 attempt += 1
                 await anyio.sleep(delay)
 
+    async def _attempt(
+        self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None
+    ) -> Any:
+        # The concurrency token is held until the worker thread really finishes, not until the
+        # caller stops waiting: anyio releases its own limiter when a call is abandoned, and
+        # the abandoned thread still holds a socket to a server that may be overloaded.
+        token = object()
+        await self._limiter.acquire_on_behalf_of(token)
+        lock = threading.Lock()
+        state = {"started": False, "done": False, "abandoned": False}
+
+        def work() -> Any:
+            with lock:
+                if state["abandoned"]:  # cancelled before it started: nothing to do
+                    raise anyio.get_cancelled_exc_class()
+                state["started"] = True
+            try:
+                return self._post(kind, path, args, limit)
+            finally:
+                with lock:
+                    state["done"] = True
+                    release_here = state["abandoned"]
+                if release_here:
+                    with contextlib.suppress(RuntimeError):  # the event loop is gone
+                        anyio.from_thread.run_sync(self._limiter.release_on_behalf_of, token)
+
+        try:
+            return await anyio.to_thread.run_sync(
+                work, limiter=self._threads, abandon_on_cancel=True
+            )
+        finally:
+            # Exactly one side releases: here, unless the worker started and is still running.
+            with lock:
+                worker_releases = state["started"] and not state["done"]
+                state["abandoned"] = True
+            if not worker_releases:
+                self._limiter.release_on_behalf_of(token)
+
     async def aclose(self) -> None:
-        """Close pooled connections; later calls raise ConfigurationError."""
-        self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
+        """Close pooled connections; later calls raise ConfigurationError.
+
+        Calls still in flight finish (or time out) and close their connection afterwards.
+        """
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
             connection.close()
 
     # -- worker thread side ----------------------------------------------------------------
 
-    def _connection(self) -> http.client.HTTPConnection:
-        # One keep-alive connection per worker thread: anyio reuses its threads, so each keeps a
-        # warm connection, and no lock is shared between calls in flight.
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+    def _checkout(self) -> http.client.HTTPConnection:
+        with self._pool_lock:
+            if self._closed:
+                raise ConfigurationError("this store is closed; create a new one")
+            conn = self._idle.pop() if self._idle else None
         if conn is not None and _dropped(conn):
             conn.close()  # the server closed it while idle; reconnecting sends nothing twice
         if conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = cls(self._host, self._port)
-            self._local.conn = conn
-            with self._connections_lock:
-                self._connections.append(conn)
         return conn
 
-    def _post(self, kind: Kind, path: str, body: bytes, limit: float | None) -> Any:
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        # At most max_concurrency workers run at once, so the idle list never outgrows that.
+        with self._pool_lock:
+            if not self._closed and conn.sock is not None:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _post(self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None) -> Any:
+        # Encoding runs here, off the event loop: a large batch takes tens of milliseconds.
         envelope = (
             b'{"path":'
             + orjson.dumps(path)
             + b',"format":"convex_encoded_json","args":'
-            + body
+            + encode_args(args)
             + b"}"
         )
-        conn = self._connection()
-        if conn.sock is None:
-            conn.timeout = min(_CONNECT_TIMEOUT, limit or _CONNECT_TIMEOUT)
-            try:
-                conn.connect()
-            except OSError as exc:  # refused, DNS failure, connect timeout: nothing was sent
-                conn.close()
-                message = f"could not connect to {self.url} ({_reason(exc)}); is it running?"
-                raise _NotSent(self._redact(message)) from None
-        # The read timeout only bounds the abandoned worker thread; fail_after bounds the caller.
-        conn.sock.settimeout((limit + 1.0) if limit else None)
+        conn = self._checkout()
         try:
-            conn.request("POST", f"{self._base_path}/api/{kind}", envelope, self._headers)
-            response = conn.getresponse()
-            status, content = response.status, response.read()
-        except TimeoutError:
-            conn.close()
-            raise RequestTimeoutError(
-                f"{kind} {path} got no answer from {self.url} within {limit} s"
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise DeploymentUnavailable(
-                self._redact(
-                    f"connection to {self.url} failed during {kind} {path}: {_reason(exc)}"
-                )
-            ) from None
-        if response.will_close:
-            conn.close()
+            if conn.sock is None:
+                conn.timeout = min(_CONNECT_TIMEOUT, limit or _CONNECT_TIMEOUT)
+                try:
+                    conn.connect()
+                except OSError as exc:  # refused, DNS failure, connect timeout: nothing was sent
+                    conn.close()
+                    message = f"could not connect to {self.url} ({_reason(exc)}); is it running?"
+                    raise _NotSent(self._redact(message)) from None
+            # Bounds the worker thread per socket read; fail_after bounds the caller.
+            conn.sock.settimeout((limit + 1.0) if limit else None)
+            try:
+                conn.request("POST", f"{self._base_path}/api/{kind}", envelope, self._headers)
+                response = conn.getresponse()
+                status, content = response.status, response.read()
+            except TimeoutError:
+                conn.close()
+                raise RequestTimeoutError(
+                    f"{kind} {path} got no answer from {self.url} within {limit} s"
+                ) from None
+            except Exception as exc:
+                conn.close()
+                message = f"connection to {self.url} failed during {kind} {path}: {_reason(exc)}"
+                raise DeploymentUnavailable(self._redact(message)) from None
+            if response.will_close:
+                conn.close()
+        finally:
+            self._checkin(conn)
         return self._decode(kind, path, status, content)
 
     def _decode(self, kind: Kind, path: str, status: int, content: bytes) -> Any:
@@ -371,21 +417,26 @@ class Transport:
                 f"the deployment at {self.url} rejected the credentials for {kind} {path} "
                 f"(HTTP {status}{_code(payload)}). Check CONVEX_ADMIN_KEY / admin_auth_token."
             )
-        if status >= 500 or not isinstance(payload, dict):
+        if status >= 500 or status == 429:  # overloaded or down: worth retrying
             raise DeploymentUnavailable(
                 self._redact(f"{kind} {path}: HTTP {status} from {self.url}{_code(payload)}")
             )
-        if status >= 400:
-            message = payload.get("message", "")
-            raise FunctionError(
-                self._redact(
-                    f"{kind} {path} was refused (HTTP {status}{_code(payload)}): {message}"
-                ),
-                path=path,
+        if not isinstance(payload, dict):
+            raise ConfigurationError(
+                f"{kind} {path}: HTTP {status} from {self.url} is not a Convex API answer; is the "
+                "URL the deployment's own (https://<name>.convex.cloud, no path)?"
             )
-        if payload.get("status") == "success":
-            return json_to_convex(payload.get("value"))
-        error_data = json_to_convex(payload["errorData"]) if "errorData" in payload else None
+        if status >= 400:
+            detail = f"(HTTP {status}{_code(payload)}): {payload.get('message', '')}"
+            raise FunctionError(self._redact(f"{kind} {path} was refused {detail}"), path=path)
+        try:
+            if payload.get("status") == "success":
+                return json_to_convex(payload.get("value"))
+            error_data = json_to_convex(payload["errorData"]) if "errorData" in payload else None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise FunctionError(
+                f"{kind} {path}: cannot decode the deployment's answer: {exc}", path=path
+            ) from None
         if isinstance(error_data, dict) and error_data.get("code") in _AUTH_CODES:
             # Raised by convex/mastra/public.ts for a missing or non-allow-listed identity.
             code, reason = str(error_data["code"]), str(error_data.get("message", ""))
@@ -400,16 +451,28 @@ class Transport:
         return text.replace(self._secret, "<redacted>") if self._secret else text
 
 
+def _clean_secret(secret: str | None) -> str | None:
+    """Strip surrounding whitespace (keys read from files or .env end in newlines)."""
+    if secret is None:
+        return None
+    secret = secret.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in secret):
+        # The message must not echo the secret: it would end up in logs and tracebacks.
+        raise ConfigurationError("the admin key or auth token contains control characters")
+    return secret or None
+
+
 def _dropped(conn: http.client.HTTPConnection) -> bool:
     """Whether an idle keep-alive connection was closed by the server (readable = EOF)."""
     sock = conn.sock
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()  # poll, not select: select fails for descriptors >= 1024
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def _reason(exc: BaseException) -> str:

@@ -124,7 +124,9 @@ async def _schema_check(storage: Dispatcher) -> Check:
 async def _cache_check(cache: Dispatcher) -> Check:
     try:
         result = await cache.call("info", None)
-    except StorageOperationError:
+    except StorageOperationError as exc:
+        if "unsupported operation" not in str(exc).lower():
+            return Check("cache function", "fail", str(exc), DEPLOY_HINT)
         return Check(
             "cache function",
             "warn",
@@ -133,5 +135,10 @@ async def _cache_check(cache: Dispatcher) -> Check:
         )
     except ConvexMastraError as exc:
         return Check("cache function", "fail", str(exc).split(". Is")[0], DEPLOY_HINT)
-    name = result.get("name") if isinstance(result, dict) else None
-    return Check("cache function", "ok", f"{cache.function}: {name} {result.get('version')}")
+    if not isinstance(result, dict):
+        return Check(
+            "cache function", "fail", f"{cache.function} is not a cache handler", DEPLOY_HINT
+        )
+    return Check(
+        "cache function", "ok", f"{cache.function}: {result.get('name')} {result.get('version')}"
+    )

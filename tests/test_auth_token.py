@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from convex_mastra import AuthenticationError, ConvexStore, LocalDeployment
+from convex_mastra import AuthenticationError, ConvexStore, FunctionError, LocalDeployment
 
 ISSUER = "https://issuer.example"
 
@@ -28,7 +28,7 @@ def _jwt(subject: str) -> str:
 
 @pytest.fixture(scope="module")
 def allow_listed() -> Iterator[LocalDeployment]:
-    env = {"MASTRA_ALLOWED_IDENTITIES": f"{ISSUER}|svc-agent, svc-worker"}
+    env = {"MASTRA_ALLOWED_IDENTITIES": f"{ISSUER}|svc-agent, {ISSUER}|svc-worker, svc-bare"}
     with LocalDeployment(env=env) as local:
         yield local
 
@@ -45,8 +45,12 @@ async def test_allow_listed_identity_can_use_storage(
         assert row == {"id": "a", "by": subject}
 
 
-async def test_identity_not_on_the_list_is_refused(allow_listed: LocalDeployment) -> None:
-    async with ConvexStore(allow_listed.url, auth_token=_jwt("intruder")) as store:
+@pytest.mark.parametrize("subject", ["intruder", "svc-bare"])
+async def test_identity_not_on_the_list_is_refused(
+    allow_listed: LocalDeployment, subject: str
+) -> None:
+    # "svc-bare" is listed without its issuer: a bare subject never matches.
+    async with ConvexStore(allow_listed.url, auth_token=_jwt(subject)) as store:
         with pytest.raises(AuthenticationError, match="FORBIDDEN"):
             await store.handler_info()
 
@@ -71,7 +75,7 @@ async def test_a_token_is_not_an_admin_key(allow_listed: LocalDeployment) -> Non
     async with ConvexStore(
         allow_listed.url, auth_token=_jwt("svc-agent"), storage_function="mastra/storage:handle"
     ) as store:
-        with pytest.raises(Exception, match="Could not find public function"):
+        with pytest.raises(FunctionError, match="Could not find public function"):
             await store.handler_info()
 
 

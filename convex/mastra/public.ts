@@ -6,7 +6,8 @@
  * JWT that your deployment verifies (an auth provider in convex/auth.config.ts),
  * and the caller's identity must be on the allow-list in the deployment's
  * environment variable MASTRA_ALLOWED_IDENTITIES: a comma-separated list of
- * token identifiers (`issuer|subject`) or subjects. When the variable is unset
+ * token identifiers (`issuer|subject`). A bare subject is not enough: with
+ * several auth providers, another issuer could mint the same subject. When the variable is unset
  * or empty these functions refuse every call, so deploying them exposes
  * nothing until you opt in.
  *
@@ -33,12 +34,12 @@ async function requireAllowedIdentity(ctx: Ctx): Promise<void> {
     .split(",")
     .map((entry) => entry.trim())
     .filter((entry) => entry.length > 0);
-  if (!allowed.includes(identity.tokenIdentifier) && !allowed.includes(identity.subject)) {
+  if (!allowed.includes(identity.tokenIdentifier)) {
     throw new ConvexError({
       code: "FORBIDDEN",
       message:
-        "this identity is not in MASTRA_ALLOWED_IDENTITIES; add its token identifier or subject " +
-        "to that deployment environment variable",
+        "this identity is not in MASTRA_ALLOWED_IDENTITIES; add its token identifier " +
+        "(issuer|subject) to that deployment environment variable",
     });
   }
 }

@@ -68,6 +68,7 @@ class LocalDeployment:
         self._functions_dir = Path(functions_dir) if functions_dir is not None else None
         self._port = port
         self._admin_key = admin_key
+        self._explicit_key = admin_key is not None
         self._response_delay_ms = response_delay_ms
         self._startup_timeout = startup_timeout
         self._env = dict(env or {})
@@ -118,25 +119,38 @@ class LocalDeployment:
         with self._lock:
             if self.running:
                 return self
-            self._start_locked()
+            try:
+                self._start_locked()
+            except BaseException:
+                self._forget_temporary_data()
+                raise
             _running.add(self)
             return self
 
     def _prepare_data_dir(self) -> Path:
         if self._data_dir is None:
             self._data_dir = Path(tempfile.mkdtemp(prefix="convex-mastra-"))
-        self._data_dir.mkdir(parents=True, exist_ok=True)
+        # Conversation data and the admin key live here: readable by this user only.
+        self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key_file = self._data_dir / _ADMIN_KEY_FILE
         if self._admin_key is None:
             if key_file.is_file():
                 self._admin_key = key_file.read_text().strip()
+                if not self._admin_key:
+                    raise LocalDeploymentError(
+                        f"{key_file} is empty; delete it to get a new admin key"
+                    )
             else:
                 self._admin_key = f"local|{secrets.token_hex(32)}"
-                key_file.touch(mode=0o600)
-                key_file.write_text(self._admin_key)
+                partial = key_file.with_suffix(".tmp")
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(self._admin_key)
+                os.replace(partial, key_file)  # never a half-written key file
         return self._data_dir
 
     def _start_locked(self) -> None:
+        self._terminate(kill=True)  # a server that crashed on its own: release its log handle
         node = find_node()
         runtime_dir = install_runtime(node)
         data_dir = self._prepare_data_dir()
@@ -189,7 +203,8 @@ class LocalDeployment:
                     line = raw.decode(errors="replace")
                     if line.startswith(READY_PREFIX):
                         info = orjson.loads(line[len(READY_PREFIX) :])
-                        return str(info["url"])
+                        if info.get("pid") == process.pid:  # not another server's line
+                            return str(info["url"])
             if process.poll() is not None:
                 raise LocalDeploymentError(
                     f"the local deployment exited with code {process.returncode} before it was "
@@ -206,9 +221,13 @@ class LocalDeployment:
         with self._lock:
             self._terminate(kill=False)
             _running.discard(self)
-            if self._owns_data_dir and self._data_dir is not None:
-                shutil.rmtree(self._data_dir, ignore_errors=True)
-                self._data_dir = None
+            self._forget_temporary_data()
+
+    def _forget_temporary_data(self) -> None:
+        if self._owns_data_dir and self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
+            if not self._explicit_key:
                 self._admin_key = None
 
     def kill(self) -> None:

@@ -113,7 +113,10 @@ async function start(cli: CliOptions): Promise<void> {
 
   const port = (server.address() as AddressInfo).port;
   const host = cli.host.includes(":") ? `[${cli.host}]` : cli.host;
-  process.stdout.write(`CONVEX_MASTRA_READY ${JSON.stringify({ url: `http://${host}:${port}`, port })}\n`);
+  // The pid lets a launcher tell our READY line from another server's in a shared log.
+  process.stdout.write(
+    `CONVEX_MASTRA_READY ${JSON.stringify({ url: `http://${host}:${port}`, port, pid: process.pid })}\n`,
+  );
   // Keep restarts fast: fold a replayed WAL into a new snapshot in the background.
   if (replayedRecords > 0) void store.compact();
 }

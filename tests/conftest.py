@@ -14,20 +14,27 @@ import requests
 
 from convex_mastra import ConvexStore, LocalDeployment
 from convex_mastra.local import find_node
+from convex_mastra.local._runtime import _locked
 from convex_mastra.pytest_plugin import Deployment
 
 STOCK_FUNCTIONS = Path(__file__).parent / "stock_functions"
 
 
 def install_stock_functions() -> None:
-    if (STOCK_FUNCTIONS / "node_modules" / "@mastra" / "convex").is_dir():
+    """`npm ci` the stock functions once; a lock and a marker make parallel workers safe."""
+    marker = STOCK_FUNCTIONS / "node_modules" / ".convex-mastra-installed"
+    if marker.is_file():
         return
-    runtime = find_node()
-    subprocess.run(
-        [*runtime.npm_cli, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=STOCK_FUNCTIONS,
-        check=True,
-    )
+    with _locked(STOCK_FUNCTIONS / ".install.lock"):
+        if marker.is_file():
+            return
+        runtime = find_node()
+        subprocess.run(
+            [*runtime.npm_cli, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=STOCK_FUNCTIONS,
+            check=True,
+        )
+        marker.write_text("ok")
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from convex_mastra import (
     ConvexInt64,
     ConvexStore,
     DeploymentUnavailable,
+    FunctionError,
     LocalDeployment,
     RequestTimeoutError,
     StorageOperationError,
@@ -307,3 +308,102 @@ def test_dispatcher_is_what_domains_use() -> None:
     store = ConvexStore("http://127.0.0.1:1", "k")
     assert isinstance(store._dispatcher, Dispatcher)
     anyio.run(store.close)
+
+
+async def test_key_with_a_trailing_newline_is_cleaned_not_leaked(
+    convex_deployment: Deployment,
+) -> None:
+    # Keys read from files or CRLF .env files end in whitespace; it must neither break the call
+    # nor reach an error message.
+    async with ConvexStore(convex_deployment.url, convex_deployment.admin_key + "\r\n") as store:
+        assert (await store.handler_info()).name == "convex-mastra"
+    with pytest.raises(ConfigurationError, match="control characters") as info:
+        Transport(convex_deployment.url, admin_key="local|abc\ndef")
+    assert "abc" not in str(info.value)
+
+
+async def test_cancelled_calls_do_not_exceed_max_concurrency(blackhole: str) -> None:
+    transport = Transport(blackhole, admin_key="k", request_timeout=30, max_concurrency=2)
+    for _ in range(20):
+        with anyio.move_on_after(0.05):
+            await transport.query("f:g", {})
+    await anyio.sleep(0.2)
+    workers = [t for t in threading.enumerate() if t.name == "AnyIO worker thread" and t.is_alive()]
+    # Abandoned calls still hold their slot until their thread ends, so at most 2 are busy.
+    assert transport._limiter.borrowed_tokens <= 2
+    assert len(workers) <= 2 + 16  # idle pool threads from other tests may linger
+    await transport.aclose()
+
+
+async def test_concurrent_first_callers_share_one_probe(blackhole: str) -> None:
+    async with ConvexStore(blackhole, "k", request_timeout=0.5) as store:
+        started = time.perf_counter()
+        waits: list[float] = []
+
+        async def one() -> None:
+            with pytest.raises(RequestTimeoutError):
+                await store.handler_info()
+            waits.append(time.perf_counter() - started)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(one)
+        assert max(waits) < 1.2  # one shared timeout, not six in a row
+
+
+async def test_a_function_that_is_not_a_handler_is_not_taken_for_stock(tmp_path: Path) -> None:
+    functions = tmp_path / "functions"
+    functions.mkdir()
+    (functions / "wrong.ts").write_text(
+        'import { mutationGeneric } from "convex/server";\n'
+        "export const handle = mutationGeneric({ handler: async () => null });\n"
+    )
+    async with (
+        LocalDeployment(functions_dir=functions, data_dir=tmp_path / "data") as local,
+        ConvexStore(local.url, local.admin_key, storage_function="wrong:handle") as store,
+    ):
+        with pytest.raises(FunctionError, match="not a response object"):
+            await store.handler_info()
+
+
+async def test_non_json_4xx_is_a_configuration_error_not_an_outage() -> None:
+    import http.server
+
+    class NotConvex(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>not here</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotConvex)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        transport = Transport(f"http://127.0.0.1:{server.server_address[1]}/v1", admin_key="k")
+        with pytest.raises(ConfigurationError, match="not a Convex API answer"):
+            await transport.query("f:g", {})
+        await transport.aclose()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_aclose_with_a_call_in_flight(blackhole: str) -> None:
+    transport = Transport(blackhole, admin_key="k", request_timeout=1)
+    async with anyio.create_task_group() as tg:
+
+        async def in_flight() -> None:
+            with pytest.raises(RequestTimeoutError):
+                await transport.query("f:g", {})
+
+        tg.start_soon(in_flight)
+        await anyio.sleep(0.1)
+        await transport.aclose()
+    with pytest.raises(ConfigurationError, match="closed"):
+        await transport.query("f:g", {})
+    await anyio.sleep(1.2)  # the abandoned worker ends and closes its connection
+    assert transport._idle == []

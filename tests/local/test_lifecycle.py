@@ -75,7 +75,9 @@ def test_kill_9_keeps_every_acknowledged_batch(tmp_path: Path) -> None:
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + 120
         while len(acknowledged) < 150:
+            assert time.monotonic() < deadline, f"only {len(acknowledged)} writes acknowledged"
             time.sleep(0.01)
         deployment.kill()
         stop.set()

@@ -1,7 +1,7 @@
 // Test helpers: a temporary functions folder built from test/fixtures, and a
 // server process started exactly the way the Python side starts it.
 import { spawn, type ChildProcess } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,8 +10,12 @@ export const SERVER_DIR = fileURLToPath(new URL("..", import.meta.url));
 export const FIXTURES = join(SERVER_DIR, "test", "fixtures");
 export const ADMIN_KEY = "test-admin-key";
 
+// Every temporary folder of one test process lives under one root, removed when it exits.
+const TEMP_ROOT = mkdtempSync(join(tmpdir(), "convex-mastra-test-"));
+process.on("exit", () => rmSync(TEMP_ROOT, { recursive: true, force: true }));
+
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `convex-mastra-${prefix}-`));
+  return mkdtempSync(join(TEMP_ROOT, `${prefix}-`));
 }
 
 /**

@@ -40,7 +40,11 @@ test("port in use, and a data directory in use", async () => {
 
 test("stdout is exactly the READY line; SIGTERM stops promptly with exit code 0", async () => {
   const server = await startServer(makeFunctionsDir(), tempDir("data"));
-  assert.match(server.stdout(), /^CONVEX_MASTRA_READY \{"url":"http:\/\/127\.0\.0\.1:\d+","port":\d+\}\n$/);
+  assert.match(
+    server.stdout(),
+    /^CONVEX_MASTRA_READY \{"url":"http:\/\/127\.0\.0\.1:\d+","port":\d+,"pid":\d+\}\n$/,
+  );
+  assert.equal(JSON.parse(server.stdout().slice("CONVEX_MASTRA_READY ".length)).pid, server.proc.pid);
   assert.match(server.stderr(), /top-level output from a functions module/);
   const start = Date.now();
   assert.equal(await stopServer(server), 0);

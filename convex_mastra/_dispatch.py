@@ -97,7 +97,7 @@ class Reply:
 class Dispatcher:
     """Sends operations to one handler function (``mastra/storage:handle`` by default)."""
 
-    def __init__(self, transport: Transport, function: str, *, probe_table: str) -> None:
+    def __init__(self, transport: Transport, function: str, *, probe_table: str | None) -> None:
         self._transport = transport
         self.function = function
         self._probe_table = probe_table
@@ -178,9 +178,9 @@ class Dispatcher:
             if "unsupported operation info" not in str(exc).lower():
                 raise
             logger.warning(
-                "%s is the stock @mastra/convex handler: listing falls back to upstream's "
-                "behaviour, which reads at most 10,000 rows per call. Deploy convex-mastra's "
-                "functions for indexed paging and exact totals.",
+                "%s is the stock @mastra/convex handler (a public mutation; lists read at most "
+                "10,000 rows per call). Deploy convex-mastra's functions for admin-only access, "
+                "indexed paging and exact totals.",
                 self.function,
             )
             return STOCK_HANDLER
@@ -192,7 +192,11 @@ class Dispatcher:
                 error_data=exc.error_data,
             ) from exc
         if not isinstance(result, Mapping):
-            return STOCK_HANDLER
+            raise FunctionError(
+                f"{self.function} answered info with {type(result).__name__}; it is not a Mastra "
+                "storage or cache handler",
+                path=self.function,
+            )
         return HandlerInfo(
             name=str(result.get("name", "unknown")),
             version=str(result["version"]) if result.get("version") else None,

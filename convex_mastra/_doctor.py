@@ -12,7 +12,6 @@ from ._errors import (
     DeploymentUnavailable,
     FunctionError,
     RequestTimeoutError,
-    StorageOperationError,
 )
 from ._transport import Transport
 from ._version import __version__
@@ -76,14 +75,14 @@ async def diagnose(
         except FunctionError as exc:
             checks.append(Check("reachable", "ok", url))
             checks.append(Check("admin key", "ok", "accepted"))
-            checks.append(Check("storage function", "fail", str(exc).split(". Is")[0], DEPLOY_HINT))
+            checks.append(Check("storage function", "fail", _reason(exc), DEPLOY_HINT))
             return checks
         checks.append(Check("reachable", "ok", url))
         checks.append(Check("admin key", "ok", "accepted"))
         checks.append(_handler_check(storage_function, info))
         if not info.is_stock:
             checks.append(await _schema_check(storage))
-        checks.append(await _cache_check(Dispatcher(transport, cache_function, probe_table="")))
+        checks.append(await _cache_check(Dispatcher(transport, cache_function, probe_table=None)))
         return checks
     finally:
         await transport.aclose()
@@ -123,22 +122,19 @@ async def _schema_check(storage: Dispatcher) -> Check:
 
 async def _cache_check(cache: Dispatcher) -> Check:
     try:
-        result = await cache.call("info", None)
-    except StorageOperationError as exc:
-        if "unsupported operation" not in str(exc).lower():
-            return Check("cache function", "fail", str(exc), DEPLOY_HINT)
+        info = await cache.info()  # the same probe that tells the storage handlers apart
+    except ConvexMastraError as exc:
+        return Check("cache function", "fail", _reason(exc), DEPLOY_HINT)
+    if info.is_stock:
         return Check(
             "cache function",
             "warn",
             f"{cache.function} is the stock @mastra/convex cache (a public mutation)",
             DEPLOY_HINT,
         )
-    except ConvexMastraError as exc:
-        return Check("cache function", "fail", str(exc).split(". Is")[0], DEPLOY_HINT)
-    if not isinstance(result, dict):
-        return Check(
-            "cache function", "fail", f"{cache.function} is not a cache handler", DEPLOY_HINT
-        )
-    return Check(
-        "cache function", "ok", f"{cache.function}: {result.get('name')} {result.get('version')}"
-    )
+    return Check("cache function", "ok", f"{cache.function}: {info.name} {info.version}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The original failure, without the "run doctor" hint the dispatcher adds for users."""
+    return str(exc.__cause__ or exc)

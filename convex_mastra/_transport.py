@@ -73,6 +73,7 @@ Timeout = float | None | UseDefault
 
 _CONNECT_TIMEOUT = 10.0
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
+_CLOSED = "this store is closed; create a new one"
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,14 @@ def encode_args(args: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps({k: convex_to_json(v) for k, v in args.items()})
     except (ValueError, TypeError) as exc:
+        where = _find_bad_path(args)
         raise ValidationError(
-            f"value at {_find_bad_path(args)} cannot be stored in Convex: {exc}",
-            field=_find_bad_path(args),
+            f"value at {where} cannot be stored in Convex: {exc}", field=where
         ) from None
 
 
 def _find_bad_path(value: Any, path: str = "args") -> str:
-    # Only called on failure, so the second walk costs nothing on the hot path.
+    # Only called on failure, so this second walk costs nothing on the hot path.
     if isinstance(value, Mapping):
         for key, item in value.items():
             child = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
@@ -181,6 +182,7 @@ class Transport:
         self.url = validate_url(url, allow_insecure_http=allow_insecure_http)
         admin_key, auth_token = _clean_secret(admin_key), _clean_secret(auth_token)
         self._secret = admin_key or auth_token or ""
+        self._auth_kind = "admin" if admin_key else "token" if auth_token else "none"
         self._auth = (
             f"Convex {admin_key}" if admin_key else f"Bearer {auth_token}" if auth_token else None
         )
@@ -201,18 +203,16 @@ class Transport:
         }
         self._idle: list[http.client.HTTPConnection] = []
         self._pool_lock = threading.Lock()
+        # A limiter of our own for anyio's worker threads, so this store never takes tokens from
+        # the process-wide default pool that FastAPI's sync endpoints share.
         self._threads = anyio.CapacityLimiter(max_concurrency)
         self._closed = False
 
     def __repr__(self) -> str:
-        auth = (
-            "admin"
-            if self._auth and self._auth.startswith("Convex")
-            else "token"
-            if self._auth
-            else "none"
+        return (
+            f"<Transport url={self.url!r} auth={self._auth_kind} "
+            f"max_concurrency={self.max_concurrency}>"
         )
-        return f"<Transport url={self.url!r} auth={auth} max_concurrency={self.max_concurrency}>"
 
     @property
     def closed(self) -> bool:
@@ -258,7 +258,7 @@ class Transport:
     ) -> Any:
         """Encode, send with retries where safe, and decode one function call."""
         if self._closed:
-            raise ConfigurationError("this store is closed; create a new one")
+            raise ConfigurationError(_CLOSED)
         limit = self.request_timeout if isinstance(timeout, UseDefault) else (timeout or None)
         try:
             with anyio.fail_after(limit):
@@ -350,7 +350,7 @@ class Transport:
     def _checkout(self) -> http.client.HTTPConnection:
         with self._pool_lock:
             if self._closed:
-                raise ConfigurationError("this store is closed; create a new one")
+                raise ConfigurationError(_CLOSED)
             conn = self._idle.pop() if self._idle else None
         if conn is not None and _dropped(conn):
             conn.close()  # the server closed it while idle; reconnecting sends nothing twice

@@ -4,8 +4,8 @@
  * Speaks the storage protocol of @mastra/convex 1.5.x (same requests, same
  * responses), so the TypeScript package and the convex-mastra Python SDK can
  * share one deployment, plus the extra ops listed in `info`:
- *   info, pageByIndex, count, rebuildCounters, saveMessages, deleteMessages,
- *   deleteThread.
+ *   info, pageByIndex, scan, messageWindow, count, rebuildCounters,
+ *   saveMessages, deleteMessages, deleteThread.
  * The stock handler answers `info` with {ok:false, error:"Unsupported
  * operation info"}, which is how clients tell the two apart.
  *
@@ -26,7 +26,7 @@ import {
   ok,
 } from "./lib/common";
 import { documentsOp } from "./lib/documents";
-import { count, pageByIndex, rebuildCounters } from "./lib/extras";
+import { MAX_SCAN, count, messageWindow, pageByIndex, rebuildCounters, scan } from "./lib/extras";
 import {
   deleteMessages,
   deleteThread,
@@ -69,6 +69,8 @@ const OUR_OPS = [
   "saveMessages",
   "deleteMessages",
   "deleteThread",
+  "scan",
+  "messageWindow",
 ];
 
 const INFO = {
@@ -80,6 +82,7 @@ const INFO = {
     loadManyIds: LOAD_MANY_MAX,
     queryTableRows: QUERY_CAP,
     pageItems: MAX_PAGE,
+    scanRows: MAX_SCAN,
     batchSize: MAX_BATCH,
   },
 };
@@ -155,6 +158,10 @@ export const storageArgs = {
   range: optional,
   order: optional,
   numItems: optional,
+  skip: optional,
+  take: optional,
+  match: optional,
+  items: optional,
   messages: optional,
   threadUpdatedAt: optional,
   threadId: optional,
@@ -170,6 +177,10 @@ async function dispatch(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
       return ok(INFO);
     case "pageByIndex":
       return pageByIndex(ctx, req);
+    case "scan":
+      return scan(ctx, req);
+    case "messageWindow":
+      return messageWindow(ctx, req);
     case "count":
       return count(ctx, req);
     case "rebuildCounters":
@@ -218,7 +229,9 @@ export async function handleStorage(ctx: Ctx, args: Record<string, unknown>): Pr
     );
   }
   if (!response.ok && w.wrote) {
-    throw new Error(`${req.op} failed after writing started and was rolled back: ${response.error}`);
+    throw new Error(
+      `${req.op} failed after writing started and was rolled back: ${response.error}`,
+    );
   }
   return response;
 }

@@ -42,7 +42,8 @@ export const mastraThreadsTable = defineTable({
   .index("by_updated", ["updatedAt"])
   .index("by_resource_created", ["resourceId", "createdAt"])
   .index("by_resource_updated", ["resourceId", "updatedAt"])
-  .index("by_resource_last_message", ["resourceId", "lastMessageAt"]);
+  .index("by_resource_last_message", ["resourceId", "lastMessageAt"])
+  .index("by_last_message", ["lastMessageAt"]);
 
 export const mastraMessagesTable = defineTable({
   id: v.string(),
@@ -57,7 +58,8 @@ export const mastraMessagesTable = defineTable({
   .index("by_thread", ["thread_id"])
   .index("by_thread_created", ["thread_id", "createdAt"])
   .index("by_resource", ["resourceId"])
-  .index("by_resource_created", ["resourceId", "createdAt"]);
+  .index("by_resource_created", ["resourceId", "createdAt"])
+  .index("by_thread_resource_created", ["thread_id", "resourceId", "createdAt"]);
 
 export const mastraResourcesTable = defineTable({
   id: v.string(),

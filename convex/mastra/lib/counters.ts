@@ -19,7 +19,7 @@ import { byIndex } from "./tables";
 
 export const COUNTED_GROUPS: Record<string, readonly (readonly string[])[]> = {
   mastra_threads: [["resourceId"]],
-  mastra_messages: [["thread_id"], ["resourceId"]],
+  mastra_messages: [["thread_id"], ["resourceId"], ["thread_id", "resourceId"]],
   mastra_resources: [],
   mastra_workflow_snapshots: [["workflow_name"], ["resourceId"]],
   mastra_scorers: [["scorerId"], ["runId"], ["entityId", "entityType"], ["traceId", "spanId"]],

@@ -2,17 +2,33 @@
 import type { Value } from "convex/values";
 import {
   type Ctx,
+  type Doc,
   type Request,
   type Response,
   RequestError,
   isPlainObject,
   ok,
+  readArray,
   readInt,
   readString,
 } from "./common";
 import { COUNTED_GROUPS, countedGroupFor, readCount, rebuildStep } from "./counters";
-import { type Bounds, byIndex, indexesOf, readFilters, typedTable, withEquality } from "./tables";
+import { decodeJsonObject } from "./encoding";
+import {
+  type Bounds,
+  byIndex,
+  findById,
+  indexesOf,
+  readFilters,
+  typedTable,
+  withEquality,
+} from "./tables";
 import { MAX_BATCH, MAX_PAGE } from "./typed";
+
+const MESSAGES = "mastra_messages";
+/** Rows one pageByIndex or scan call may read (Convex allows ~32,000 reads per transaction). */
+export const MAX_SCAN = 4000;
+const MAX_WINDOW_ITEMS = 100;
 
 function indexFields(op: string, table: string, index: string): string[] {
   if (index === "by_creation_time") return ["_creationTime"];
@@ -51,15 +67,8 @@ function readBounds(op: string, raw: unknown): Bounds | null {
   return raw as Bounds;
 }
 
-/**
- * pageByIndex {tableName, index, eq?, range?, order?, numItems, cursor?, filters?}
- * -> {page, continueCursor, isDone}. `eq` must follow the index fields in
- * order; `range` bounds the next index field. `filters` are equality checks
- * on other fields, so a page can be short (even empty) before isDone.
- */
-export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
-  const op = "pageByIndex";
-  const table = typedTable(op, req.tableName);
+/** `table` through `req.index` with `req.eq` on its leading fields and `req.range` on the next. */
+function indexQuery(ctx: Ctx, op: string, table: string, req: Request) {
   const index = readString(req, "index");
   const fields = indexFields(op, table, index);
   const eq = readFilters(op, req.eq, "eq");
@@ -74,31 +83,191 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
   if (bounds && boundsField === undefined) {
     throw new RequestError(`${op}: "range" needs an index field after the eq prefix of ${index}`);
   }
-  const order = req.order ?? "asc";
-  if (order !== "asc" && order !== "desc")
-    throw new RequestError(`${op}: "order" must be asc or desc`);
-  const numItems = readInt(req, "numItems", 100, 1, MAX_PAGE);
-  const cursor = req.cursor ?? null;
-  if (cursor !== null && typeof cursor !== "string") {
-    throw new RequestError(`${op}: "cursor" must be a string or null`);
-  }
-  const filters = readFilters(op, req.filters);
-
-  const query = byIndex(
+  return byIndex(
     ctx,
     table,
     index,
     eq.map((clause): [string, Value] => [clause.field, clause.value]),
     boundsField,
     bounds ?? {},
-  ).order(order);
-  const page = await withEquality(query, filters).paginate({ cursor, numItems });
+  );
+}
+
+/**
+ * pageByIndex {tableName, index, eq?, range?, order?, numItems, skip?, cursor?,
+ * filters?} -> {page, skipped, continueCursor, isDone}. `eq` must follow the
+ * index fields in order; `range` bounds the next index field. `filters` are
+ * equality checks on other fields, so a page can be short (even empty) before
+ * isDone. `skip` rows are read but not returned (numItems may then be 0), so
+ * a client reaches an offset without downloading what lies before it.
+ */
+export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
+  const op = "pageByIndex";
+  const table = typedTable(op, req.tableName);
+  const skip = readInt(req, "skip", 0, 0, MAX_SCAN);
+  const numItems = readInt(req, "numItems", 100, skip > 0 ? 0 : 1, MAX_PAGE);
+  if (skip + numItems > MAX_SCAN) {
+    throw new RequestError(`${op}: skip + numItems must be at most ${MAX_SCAN}`);
+  }
+  const cursor = readCursor(op, req);
+  const filters = readFilters(op, req.filters);
+  const query = withEquality(indexQuery(ctx, op, table, req).order(readOrder(op, req)), filters);
+  // One paginate call reads the skipped rows and the page; only the page travels back.
+  const page = await query.paginate({ cursor, numItems: skip + numItems });
   return ok({
-    page: page.page,
+    page: page.page.slice(skip),
+    skipped: Math.min(skip, page.page.length),
     continueCursor: page.continueCursor,
     isDone: page.isDone,
     ...(page.pageStatus ? { pageStatus: page.pageStatus } : {}),
   });
+}
+
+type Match = { field: string; path: string[]; equals: Record<string, Value> };
+
+function readMatch(op: string, raw: unknown): Match | null {
+  if (raw === undefined || raw === null) return null;
+  const problem = `${op}: "match" must be {field, path?, equals: {key: scalar}}`;
+  if (!isPlainObject(raw) || typeof raw.field !== "string" || !isPlainObject(raw.equals)) {
+    throw new RequestError(problem);
+  }
+  const path = raw.path ?? [];
+  if (!Array.isArray(path) || path.some((part) => typeof part !== "string")) {
+    throw new RequestError(problem);
+  }
+  for (const value of Object.values(raw.equals)) {
+    if (value !== null && typeof value === "object") throw new RequestError(problem);
+  }
+  return { field: raw.field, path: path as string[], equals: raw.equals as Record<string, Value> };
+}
+
+/** Stored JSON (object or JSON text) at `match.field`, walked down `match.path`. */
+function matches(doc: Doc, match: Match): boolean {
+  let value: Record<string, unknown> = decodeJsonObject(doc[match.field]);
+  for (const part of match.path) value = decodeJsonObject(value[part]);
+  return Object.entries(match.equals).every(
+    ([key, expected]) => key in value && value[key] === expected,
+  );
+}
+
+/**
+ * scan {tableName, index, eq?, range?, order?, cursor?, numItems?, filters?,
+ * match?, skip?, take?} -> {page, matched, continueCursor, isDone}.
+ * Reads up to numItems rows through the index and keeps those whose stored
+ * JSON matches `match` (scalar equality, decoded here because metadata may be
+ * JSON text). `matched` counts every match of this batch; `page` holds
+ * matches skip .. skip+take-1 of it. Callers chain cursors to count or
+ * window over a whole range while only the wanted rows travel back.
+ */
+export async function scan(ctx: Ctx, req: Request): Promise<Response> {
+  const op = "scan";
+  const table = typedTable(op, req.tableName);
+  const numItems = readInt(req, "numItems", MAX_SCAN, 1, MAX_SCAN);
+  const skip = readInt(req, "skip", 0, 0, Number.MAX_SAFE_INTEGER);
+  const take = readInt(req, "take", 0, 0, MAX_PAGE);
+  const cursor = readCursor(op, req);
+  const filters = readFilters(op, req.filters);
+  const match = readMatch(op, req.match);
+  const query = withEquality(indexQuery(ctx, op, table, req).order(readOrder(op, req)), filters);
+  const batch = await query.paginate({ cursor, numItems });
+  const hits = match ? (batch.page as Doc[]).filter((doc) => matches(doc, match)) : batch.page;
+  return ok({
+    page: hits.slice(skip, skip + take),
+    matched: hits.length,
+    continueCursor: batch.continueCursor,
+    isDone: batch.isDone,
+  });
+}
+
+/**
+ * messageWindow {items: [{id, before?, after?}], resourceId?} -> messages:
+ * each found message with up to `before` earlier and `after` later messages
+ * of its thread, in (createdAt, _creationTime) order, without duplicates.
+ * With resourceId, only that resource's messages count (targets included).
+ * Reads about before + after + 1 rows per item (plus rows sharing the
+ * target's createdAt).
+ */
+export async function messageWindow(ctx: Ctx, req: Request): Promise<Response> {
+  const op = "messageWindow";
+  const items = readArray(req, "items");
+  if (items.length > MAX_WINDOW_ITEMS) {
+    throw new RequestError(`${op}: at most ${MAX_WINDOW_ITEMS} items per call`);
+  }
+  const resourceId = req.resourceId ?? null;
+  if (resourceId !== null && typeof resourceId !== "string") {
+    throw new RequestError(`${op}: "resourceId" must be a string`);
+  }
+  const wanted = items.map((item, i) => {
+    if (!isPlainObject(item) || typeof item.id !== "string") {
+      throw new RequestError(`${op}: items[${i}] must be {id, before?, after?}`);
+    }
+    const count = (field: string) => {
+      const value = item[field] ?? 0;
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_PAGE) {
+        throw new RequestError(`${op}: items[${i}].${field} must be an integer 0..${MAX_PAGE}`);
+      }
+      return value;
+    };
+    return { id: item.id, before: count("before"), after: count("after") };
+  });
+  const seen = new Map<string, Doc>();
+  for (const { id, before, after } of wanted) {
+    const target = await findById(ctx, MESSAGES, id);
+    if (!target || (resourceId !== null && target.resourceId !== resourceId)) continue;
+    seen.set(id, target);
+    for (const [order, n] of [
+      ["desc", before],
+      ["asc", after],
+    ] as const) {
+      if (n === 0) continue;
+      for (const doc of await neighbours(ctx, target, resourceId, order, n))
+        seen.set(doc.id as string, doc);
+    }
+  }
+  return ok([...seen.values()]);
+}
+
+/** Up to `n` messages next to `target` in its thread, walking away from it in `order`. */
+async function neighbours(
+  ctx: Ctx,
+  target: Doc,
+  resourceId: string | null,
+  order: "asc" | "desc",
+  n: number,
+): Promise<Doc[]> {
+  const eq: [string, Value][] = [["thread_id", target.thread_id as Value]];
+  if (resourceId !== null) eq.push(["resourceId", resourceId]);
+  const index = resourceId !== null ? "by_thread_resource_created" : "by_thread_created";
+  const bounds = order === "desc" ? { lte: target.createdAt } : { gte: target.createdAt };
+  const query = byIndex(ctx, MESSAGES, index, eq, "createdAt", bounds).order(order);
+  const found: Doc[] = [];
+  let passedTarget = false;
+  // Rows sharing the target's createdAt sort by _creationTime, so walk past the target first.
+  for await (const doc of query) {
+    if (!passedTarget) {
+      passedTarget = doc._id === target._id;
+      continue;
+    }
+    found.push(doc as Doc);
+    if (found.length >= n) break;
+  }
+  return found;
+}
+
+function readCursor(op: string, req: Request): string | null {
+  const cursor = req.cursor ?? null;
+  if (cursor !== null && typeof cursor !== "string") {
+    throw new RequestError(`${op}: "cursor" must be a string or null`);
+  }
+  return cursor;
+}
+
+function readOrder(op: string, req: Request): "asc" | "desc" {
+  const order = req.order ?? "asc";
+  if (order !== "asc" && order !== "desc") {
+    throw new RequestError(`${op}: "order" must be asc or desc`);
+  }
+  return order;
 }
 
 /** count {tableName, index?, eq?} -> number, from mastra_counters. */

@@ -9,13 +9,22 @@ operations and fall back to the stock @mastra/convex protocol with the same resu
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import orjson
 
-from ._errors import BatchLimitError, FunctionError, NotFoundError, StorageOperationError
+from ._codec import MAX_DOCUMENT_BYTES
+from ._errors import (
+    BatchLimitError,
+    FunctionError,
+    NotFoundError,
+    RecordTooLargeError,
+    StorageOperationError,
+)
 from ._transport import Transport
 
 __all__ = ["MAX_CALLS", "Dispatcher", "HandlerInfo"]
@@ -41,6 +50,19 @@ READ_OPS = frozenset(
         "listFromTo",
     }
 )
+
+
+# The handler's size refusal: `<table>: <kind> "<id>" is <n> bytes, over the 1 MiB ...` (the id
+# is JSON-quoted). Nothing of the request was written when it answers this.
+_TOO_LARGE = re.compile(r'\w+ (?P<id>"(?:[^"\\]|\\.)*") is (?P<size>\d+) bytes, over the 1 MiB')
+
+
+def _unquote(text: str) -> str:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return value if isinstance(value, str) else text
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,11 @@ class Dispatcher:
             )
         if not answer.get("ok"):
             message = str(answer.get("error") or "unknown error")
+            too_large = _TOO_LARGE.search(message)
+            if too_large:
+                raise RecordTooLargeError(
+                    _unquote(too_large["id"]), int(too_large["size"]), MAX_DOCUMENT_BYTES
+                )
             error = NotFoundError if "not found" in message.lower() else StorageOperationError
             raise error(f"{op} on {table or 'cache'} failed: {message}", op=op, table=table)
         return Reply(result=answer.get("result"), has_more=bool(answer.get("hasMore")))

@@ -7,6 +7,9 @@ import warnings
 from types import TracebackType
 
 from ._dispatch import Dispatcher, HandlerInfo
+from ._domains.messages import Messages
+from ._domains.resources import Resources
+from ._domains.threads import Threads
 from ._errors import ConfigurationError
 from ._transport import RetryPolicy, Transport
 
@@ -81,6 +84,12 @@ class ConvexStore:
         self._dispatcher = Dispatcher(
             self._transport, storage_function, probe_table="mastra_threads"
         )
+        self.messages = Messages(self._dispatcher)
+        """Messages of threads: save, list, get_many, update, delete, iter."""
+        self.threads = Threads(self._dispatcher, self.messages)
+        """Conversation threads: save, get, list, update, delete, clone."""
+        self.resources = Resources(self._dispatcher)
+        """Working memory and metadata per resource: get, save, update."""
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

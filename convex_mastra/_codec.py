@@ -1,0 +1,177 @@
+"""How values are stored: the encodings @mastra/convex uses, so both SDKs read each other's rows.
+
+- Timestamps are JavaScript ISO strings with millisecond precision and ``Z``. Python datetimes are
+  truncated to the millisecond on the way in, so a value read back equals the value written and
+  sorts the same as rows written by TypeScript.
+- Free-form JSON (metadata, message content, snapshots, score payloads) is JSON as JavaScript
+  reads it: string keys, finite numbers, integers within +-(2**53 - 1). Anything else is refused
+  with ValidationError before a call, because the TypeScript side would silently change it.
+- Convex refuses some object keys (``$``-prefixed, non-ASCII, empty, too long) and deep nesting,
+  in stored documents and in function arguments alike. Such values travel as JSON text, which the
+  handler stores as text; readers accept both forms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from ._errors import ValidationError
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "check_json",
+    "decode_json",
+    "json_arg",
+    "json_text",
+    "parse_time",
+    "to_iso",
+    "truncate_ms",
+]
+
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""Convex's limit on one stored document."""
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Largest integer a JavaScript number (and a Convex float64) holds exactly."""
+
+# Limits from Convex's documentation; a value beyond them is stored as JSON text instead.
+_MAX_DEPTH = 16
+_MAX_ARRAY = 8192
+_MAX_FIELDS = 1024
+_MAX_KEY = 1024
+# Deeper than this is refused outright: orjson and JSON.parse both have recursion limits.
+_MAX_JSON_DEPTH = 200
+
+
+def truncate_ms(value: datetime) -> datetime:
+    """``value`` in UTC, cut to whole milliseconds (what a JavaScript Date can hold)."""
+    if value.tzinfo is None:
+        raise ValidationError(
+            f"naive datetime {value.isoformat()} has no time zone; pass an aware datetime such "
+            "as datetime.now(timezone.utc)"
+        )
+    value = value.astimezone(timezone.utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def to_iso(value: datetime) -> str:
+    """JavaScript's ``Date.prototype.toISOString()`` of ``value``: ``2026-01-02T03:04:05.678Z``."""
+    value = truncate_ms(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: Any) -> datetime:
+    """A stored timestamp (ISO text, epoch milliseconds or datetime) as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return truncate_ms(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return truncate_ms(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def check_json(value: Any, field: str) -> None:
+    """Raise ValidationError unless ``value`` is JSON that JavaScript reads back unchanged."""
+    problem = _json_problem(value, field, 0)
+    if problem:
+        raise ValidationError(problem, field=field)
+
+
+def _json_problem(value: Any, path: str, depth: int) -> str | None:
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, int):
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return None
+        return (
+            f"{path}: integer {value} is outside +-(2**53 - 1), which JavaScript cannot hold "
+            "exactly; store it as a string"
+        )
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: {value} is not a JSON number"
+    if depth >= _MAX_JSON_DEPTH:
+        return f"{path}: nested deeper than {_MAX_JSON_DEPTH} levels"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}: key {key!r} is not a string"
+            problem = _json_problem(item, f"{path}.{key}", depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{path}[{i}]", depth + 1)
+            if problem:
+                return problem
+        return None
+    return (
+        f"{path}: {type(value).__name__} is not JSON (use str, int, float, bool, None, list, dict)"
+    )
+
+
+def json_text(value: Any, field: str) -> str:
+    """``value`` checked and serialized as compact JSON text."""
+    check_json(value, field)
+    return orjson.dumps(value).decode()
+
+
+def _safe_key(key: str) -> bool:
+    return (
+        0 < len(key) <= _MAX_KEY
+        and not key.startswith("$")
+        and all(32 <= ord(char) < 127 for char in key)
+    )
+
+
+def _convex_safe(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True
+    if depth >= _MAX_DEPTH:
+        return False
+    if isinstance(value, Mapping):
+        return len(value) <= _MAX_FIELDS and all(
+            _safe_key(key) and _convex_safe(item, depth + 1) for key, item in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return len(value) <= _MAX_ARRAY and all(_convex_safe(item, depth + 1) for item in value)
+    return False
+
+
+def json_arg(value: Any, field: str) -> Any:
+    """Free-form JSON as a function argument: itself when Convex accepts it, else JSON text."""
+    check_json(value, field)
+    return value if _convex_safe(value) else orjson.dumps(value).decode()
+
+
+def decode_json(value: Any) -> Any:
+    """A stored free-form JSON value (raw or JSON text) as Python JSON.
+
+    Convex hands numbers back as floats; integral ones become ints, as ``json.loads`` would read
+    the same data written by JavaScript.
+    """
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return _ints(value)
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {key: _ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_ints(item) for item in value]
+    return value

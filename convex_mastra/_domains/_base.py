@@ -1,0 +1,117 @@
+"""What every domain shares: the dispatcher, the row pager and input checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel
+
+from .._codec import json_arg, to_iso
+from .._dispatch import Dispatcher
+from .._errors import ValidationError
+from .._paging import Rows
+
+__all__ = [
+    "Domain",
+    "check_choice",
+    "check_direction",
+    "check_id",
+    "check_ids",
+    "check_scalar_filter",
+    "no_extras",
+    "now_iso",
+    "stock_mergeable",
+    "strip_system",
+]
+
+SYSTEM_FIELDS = ("_id", "_creationTime")
+
+
+class Domain:
+    """Base of the domain classes: holds the dispatcher and the pager built on it."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._rows = Rows(dispatcher)
+
+    async def _ours(self) -> bool:
+        """Whether the deployment runs convex-mastra's handler (else stock @mastra/convex)."""
+        return not (await self._dispatcher.info()).is_stock
+
+
+def now_iso() -> str:
+    """The current time as a stored timestamp."""
+    return to_iso(datetime.now(timezone.utc))
+
+
+def check_id(value: Any, field: str) -> str:
+    """``value`` as a non-blank string id, else ValidationError."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} must be a non-empty string, not {value!r}", field=field)
+    return value
+
+
+def check_ids(values: Iterable[Any], field: str) -> list[str]:
+    """Non-blank string ids, duplicates removed, order kept."""
+    if isinstance(values, (str, bytes)):
+        raise ValidationError(f"{field} must be a list of ids, not a single string", field=field)
+    return list(dict.fromkeys(check_id(value, f"{field}[{i}]") for i, value in enumerate(values)))
+
+
+def check_scalar_filter(value: Mapping[str, Any] | None, field: str) -> dict[str, Any] | None:
+    """A metadata filter: string keys to scalar values (str, int, float, bool, None)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{field} must be a dict of key -> scalar", field=field)
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValidationError(
+                f"{field} keys must be non-empty strings, not {key!r}", field=field
+            )
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise ValidationError(
+                f"{field}[{key!r}] must be a scalar (str, int, float, bool or None), not "
+                f"{type(item).__name__}",
+                field=field,
+            )
+    return dict(value) or None
+
+
+def no_extras(model: BaseModel, what: str) -> None:
+    """Refuse fields a typed table cannot store (they would be rejected by the deployment)."""
+    if model.model_extra:
+        names = ", ".join(sorted(model.model_extra))
+        raise ValidationError(
+            f"{what} has fields the table does not store: {names}; keep them in metadata",
+            field=what,
+        )
+
+
+def stock_mergeable(merged: Mapping[str, Any]) -> bool:
+    """Whether the stock handler can store this merged metadata (it stores it verbatim)."""
+    return not isinstance(json_arg(dict(merged), "metadata"), str)
+
+
+def strip_system(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored row without Convex's system fields."""
+    return {key: value for key, value in row.items() if key not in SYSTEM_FIELDS}
+
+
+def check_direction(direction: str) -> bool:
+    """``"ASC"`` or ``"DESC"`` (any case); True for descending."""
+    if not isinstance(direction, str) or direction.upper() not in ("ASC", "DESC"):
+        raise ValidationError(
+            f"direction must be 'ASC' or 'DESC', not {direction!r}", field="direction"
+        )
+    return direction.upper() == "DESC"
+
+
+def check_choice(value: Any, choices: Mapping[str, str], field: str) -> str:
+    """``value`` looked up in ``choices`` (accepted spellings -> stored field name)."""
+    if isinstance(value, str) and value in choices:
+        return choices[value]
+    accepted = ", ".join(repr(choice) for choice in choices)
+    raise ValidationError(f"{field} must be one of {accepted}, not {value!r}", field=field)

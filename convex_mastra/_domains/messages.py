@@ -1,0 +1,440 @@
+"""``store.messages``: messages of threads, paged by time on the server."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_text, to_iso
+from .._errors import RecordTooLargeError, ValidationError
+from .._models import Message, MessageContent, Page, coerce
+from .._paging import IndexQuery, Match, check_paging, sort_key
+from ._base import Domain, check_direction, check_id, check_ids, check_scalar_filter, now_iso
+
+__all__ = ["DateRange", "Include", "Messages"]
+
+TABLE = "mastra_messages"
+THREADS = "mastra_threads"
+
+# One saveMessages call stays well inside Convex's per-transaction limits (16,000 documents and
+# 16 MiB written, 16 MiB of arguments), counting the thread and counter rows each message touches.
+MAX_MESSAGES_PER_CALL = 1000
+MAX_BYTES_PER_CALL = 8 * 1024 * 1024
+LOAD_MANY = 1000
+WINDOW_ITEMS = 100
+ORDER_FIELDS = ("createdAt", "created_at")
+
+
+class DateRange(BaseModel):
+    """Bounds on ``createdAt``: inclusive unless the matching ``*_exclusive`` flag is set."""
+
+    model_config = ConfigDict(populate_by_name=True, alias_generator=None)
+
+    start: datetime | None = None
+    end: datetime | None = None
+    start_exclusive: bool = Field(default=False, alias="startExclusive")
+    end_exclusive: bool = Field(default=False, alias="endExclusive")
+
+    def bounds(self) -> dict[str, str] | None:
+        out = {}
+        if self.start is not None:
+            out["gt" if self.start_exclusive else "gte"] = to_iso(self.start)
+        if self.end is not None:
+            out["lt" if self.end_exclusive else "lte"] = to_iso(self.end)
+        return out or None
+
+
+class Include(BaseModel):
+    """A message to add to a listing with its neighbours in its own thread."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(min_length=1)
+    thread_id: str | None = Field(default=None, alias="threadId")
+    with_previous_messages: int = Field(default=0, ge=0, le=1000, alias="withPreviousMessages")
+    with_next_messages: int = Field(default=0, ge=0, le=1000, alias="withNextMessages")
+
+
+def message_from_row(row: Mapping[str, Any]) -> Message:
+    """A stored message row as a Message."""
+    return Message.model_validate(
+        {
+            "id": row["id"],
+            "role": row["role"],
+            "type": row.get("type") or "v2",
+            "created_at": row["createdAt"],
+            "thread_id": row.get("thread_id"),
+            "resource_id": row.get("resourceId") or None,
+            "content": decode_json(row.get("content")),
+        }
+    )
+
+
+def message_row(message: Message, position: int) -> dict[str, Any]:
+    """A Message as the stored row @mastra/convex writes; checks ids and size first."""
+    where = f"messages[{position}] ({message.id!r})"
+    if not message.thread_id:
+        raise ValidationError(f"{where} has no thread_id", field="thread_id")
+    if not message.resource_id:
+        raise ValidationError(f"{where} has no resource_id", field="resource_id")
+    content = json_text(
+        message.content.model_dump(by_alias=True, exclude_none=True), f"{where}.content"
+    )
+    row = {
+        "id": message.id,
+        "thread_id": message.thread_id,
+        "content": content,
+        "role": message.role,
+        "type": message.type,
+        "createdAt": to_iso(message.created_at),
+        "resourceId": message.resource_id,
+    }
+    size = sum(len(key) + len(value.encode()) for key, value in row.items())
+    if size > MAX_DOCUMENT_BYTES:
+        raise RecordTooLargeError(message.id, size, MAX_DOCUMENT_BYTES)
+    return row
+
+
+def chunks(rows: Sequence[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    """Consecutive runs of rows, each as large as one call may carry."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        row_size = len(row["content"]) + 256
+        if batch and (len(batch) >= MAX_MESSAGES_PER_CALL or size + row_size > MAX_BYTES_PER_CALL):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += row_size
+    if batch:
+        yield batch
+
+
+class Messages(Domain):
+    """Messages: save, list, get, update, delete and iterate."""
+
+    async def save(self, messages: Iterable[Message | Mapping[str, Any]]) -> builtins.list[Message]:
+        """Insert or replace messages by id; returns them in input order.
+
+        Every message needs a thread id and a resource id, and its thread must exist. A known id
+        with a new thread id moves the message. Touched threads get a new ``updatedAt``. One call
+        is all-or-nothing up to Convex's per-transaction limits and takes the fewest calls beyond.
+        """
+        models = [coerce(Message, message, f"messages[{i}]") for i, message in enumerate(messages)]
+        rows = [message_row(message, i) for i, message in enumerate(models)]
+        if not rows:
+            return []
+        if await self._ours():
+            for batch in chunks(rows):
+                await self._dispatcher.call(
+                    "saveMessages", None, messages=batch, threadUpdatedAt=now_iso()
+                )
+            return models
+        for batch in chunks(rows):
+            await self._dispatcher.call("batchInsert", TABLE, records=batch)
+        now = now_iso()
+        for thread_id in dict.fromkeys(row["thread_id"] for row in rows):
+            await self._dispatcher.call("patch", THREADS, id=thread_id, record={"updatedAt": now})
+        return models
+
+    async def list(
+        self,
+        thread_id: str | Sequence[str],
+        *,
+        resource_id: str | None = None,
+        include: Sequence[Include | Mapping[str, Any]] | None = None,
+        date_range: DateRange | Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        page: int = 0,
+        per_page: int | None = 40,
+        order_by: str = "createdAt",
+        direction: str = "ASC",
+    ) -> Page[Message]:
+        """One page of the messages of one or more threads, oldest first by default.
+
+        ``include`` adds messages (from any thread) with context windows around them;
+        ``per_page=0`` returns only those (total 0) and ``per_page=None`` returns everything.
+        ``metadata`` keeps messages whose ``content.metadata`` has every given scalar value.
+        With ``resource_id``, messages of other resources are left out, included ones too.
+        Equal timestamps keep insertion order.
+        """
+        ids = [thread_id] if isinstance(thread_id, str) else list(thread_id)
+        if not ids:
+            raise ValidationError("thread_id must name at least one thread", field="thread_id")
+        threads = check_ids(ids, "thread_id")
+        eq: builtins.list[tuple[tuple[str, Any], ...]] = [
+            (("thread_id", tid), ("resourceId", resource_id))
+            if resource_id is not None
+            else (("thread_id", tid),)
+            for tid in threads
+        ]
+        index = "by_thread_resource_created" if resource_id is not None else "by_thread_created"
+        return await self._list(
+            eq,
+            index,
+            resource_id,
+            include,
+            date_range,
+            metadata,
+            page,
+            per_page,
+            order_by,
+            direction,
+        )
+
+    async def list_by_resource(
+        self,
+        resource_id: str,
+        *,
+        include: Sequence[Include | Mapping[str, Any]] | None = None,
+        date_range: DateRange | Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        page: int = 0,
+        per_page: int | None = 40,
+        order_by: str = "createdAt",
+        direction: str = "ASC",
+    ) -> Page[Message]:
+        """One page of a resource's messages across all its threads (as :meth:`list`)."""
+        check_id(resource_id, "resource_id")
+        return await self._list(
+            [(("resourceId", resource_id),)],
+            "by_resource_created",
+            resource_id,
+            include,
+            date_range,
+            metadata,
+            page,
+            per_page,
+            order_by,
+            direction,
+        )
+
+    async def _list(
+        self,
+        eqs: builtins.list[tuple[tuple[str, Any], ...]],
+        index: str,
+        resource_id: str | None,
+        include: Sequence[Include | Mapping[str, Any]] | None,
+        date_range: DateRange | Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        page: int,
+        per_page: int | None,
+        order_by: str,
+        direction: str,
+    ) -> Page[Message]:
+        check_paging(page, per_page)
+        if order_by not in ORDER_FIELDS:
+            raise ValidationError(
+                f"order_by must be 'createdAt', not {order_by!r}", field="order_by"
+            )
+        descending = check_direction(direction)
+        if resource_id is not None:
+            check_id(resource_id, "resource_id")
+        includes = [coerce(Include, item, f"include[{i}]") for i, item in enumerate(include or ())]
+        dates = coerce(DateRange, date_range, "date_range") if date_range is not None else None
+        equals = check_scalar_filter(metadata, "metadata")
+        queries = [
+            IndexQuery(
+                table=TABLE,
+                index=index,
+                sort_field="createdAt",
+                eq=eq,
+                range=dates.bounds() if dates else None,
+                match=Match("content", equals, ("metadata",)) if equals else None,
+            )
+            for eq in eqs
+        ]
+
+        rows: builtins.list[dict[str, Any]] = []
+        total = 0
+        offset = page * per_page if per_page is not None else 0
+        if per_page != 0:
+            totals = [await self._rows.count(query) for query in queries]
+            total = sum(totals)
+            rows = await self._window(queries, totals, offset, per_page, descending)
+        seen = {row["id"] for row in rows}
+        for row in await self._included(includes, resource_id):
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                rows.append(row)
+        rows.sort(key=sort_key("createdAt"), reverse=descending)
+        return Page[Message](
+            items=[message_from_row(row) for row in rows],
+            total=total,
+            page=page,
+            per_page=per_page,
+            has_more=per_page is not None and per_page > 0 and offset + per_page < total,
+        )
+
+    async def _window(
+        self,
+        queries: builtins.list[IndexQuery],
+        totals: builtins.list[int],
+        offset: int,
+        limit: int | None,
+        descending: bool,
+    ) -> builtins.list[dict[str, Any]]:
+        if len(queries) == 1:
+            return await self._rows.window(
+                queries[0], offset=offset, limit=limit, descending=descending, total=totals[0]
+            )
+        # Several threads: the window can only contain each thread's first offset + limit rows
+        # in listing order, so read those and merge.
+        need = None if limit is None else offset + limit
+        merged: builtins.list[dict[str, Any]] = []
+        for query, total in zip(queries, totals, strict=True):
+            merged += await self._rows.window(
+                query, offset=0, limit=need, descending=descending, total=total
+            )
+        merged.sort(key=sort_key("createdAt"), reverse=descending)
+        return merged[offset : None if limit is None else offset + limit]
+
+    async def _included(
+        self, includes: builtins.list[Include], resource_id: str | None
+    ) -> builtins.list[dict[str, Any]]:
+        if not includes:
+            return []
+        if await self._ours():
+            rows: builtins.list[dict[str, Any]] = []
+            for start in range(0, len(includes), WINDOW_ITEMS):
+                rows += await self._dispatcher.call(
+                    "messageWindow",
+                    None,
+                    items=[
+                        {
+                            "id": item.id,
+                            "before": item.with_previous_messages,
+                            "after": item.with_next_messages,
+                        }
+                        for item in includes[start : start + WINDOW_ITEMS]
+                    ],
+                    resourceId=resource_id,
+                )
+            return rows
+        # Stock handler: read each target's thread and cut the window in memory.
+        out: builtins.list[dict[str, Any]] = []
+        for item in includes:
+            targets = await self._dispatcher.call("loadMany", TABLE, ids=[item.id])
+            if not targets or (
+                resource_id is not None and targets[0].get("resourceId") != resource_id
+            ):
+                continue
+            eq: tuple[tuple[str, Any], ...] = (("thread_id", targets[0]["thread_id"]),)
+            query = IndexQuery(
+                table=TABLE, index="by_thread_created", sort_field="createdAt", eq=eq
+            )
+            total = await self._rows.count(query)
+            thread = await self._rows.window(
+                query, offset=0, limit=None, descending=False, total=total
+            )
+            thread = [
+                row for row in thread if resource_id is None or row.get("resourceId") == resource_id
+            ]
+            at = next(i for i, row in enumerate(thread) if row["id"] == item.id)
+            out += thread[
+                max(0, at - item.with_previous_messages) : at + item.with_next_messages + 1
+            ]
+        return out
+
+    async def get_many(self, ids: Iterable[str]) -> builtins.list[Message]:
+        """The messages with these ids that exist, in the order asked for."""
+        wanted = check_ids(ids, "ids")
+        found: dict[str, Message] = {}
+        for start in range(0, len(wanted), LOAD_MANY):
+            rows = await self._dispatcher.call(
+                "loadMany", TABLE, ids=wanted[start : start + LOAD_MANY]
+            )
+            for row in rows or ():
+                found[row["id"]] = message_from_row(row)
+        return [found[message_id] for message_id in wanted if message_id in found]
+
+    async def update(self, updates: Iterable[Mapping[str, Any]]) -> builtins.list[Message]:
+        """Apply partial updates ``{id, content?, role?, type?, thread_id?, resource_id?}``.
+
+        ``content`` is merged into the stored content and its ``metadata`` one level deeper.
+        A new ``thread_id`` moves the message; both threads' ``updatedAt`` move forward.
+        Unknown ids are skipped. Returns the updated messages.
+        """
+        changes = [dict(update) for update in updates]
+        for i, change in enumerate(changes):
+            check_id(change.get("id"), f"updates[{i}].id")
+            if "content" in change and not isinstance(change["content"], Mapping):
+                raise ValidationError(f"updates[{i}].content must be a dict", field="content")
+        current = {message.id: message for message in await self.get_many(c["id"] for c in changes)}
+        merged: builtins.list[Message] = []
+        for change in changes:
+            message = current.get(change["id"])
+            if message is None:
+                continue
+            message = _apply(message, change)
+            current[message.id] = message
+            merged.append(message)
+        await self.save(merged)
+        return merged
+
+    async def delete(self, ids: Iterable[str]) -> None:
+        """Delete these messages (missing ids are ignored); their threads' ``updatedAt`` moves."""
+        wanted = check_ids(ids, "ids")
+        ours = await self._ours()
+        for start in range(0, len(wanted), LOAD_MANY):
+            batch = wanted[start : start + LOAD_MANY]
+            if ours:
+                await self._dispatcher.call("deleteMessages", None, ids=batch, updatedAt=now_iso())
+            else:
+                await self._dispatcher.call("deleteMany", TABLE, ids=batch)
+
+    async def iter(
+        self,
+        thread_id: str,
+        *,
+        direction: str = "ASC",
+        page_size: int = 100,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> AsyncIterator[Message]:
+        """Every message of a thread, one page in memory at a time."""
+        check_id(thread_id, "thread_id")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValidationError("page_size must be a positive integer", field="page_size")
+        dates = DateRange(start=start_date, end=end_date)
+        query = IndexQuery(
+            table=TABLE,
+            index="by_thread_created",
+            sort_field="createdAt",
+            eq=(("thread_id", thread_id),),
+            range=dates.bounds(),
+        )
+        async for rows in self._rows.iterate(
+            query, descending=check_direction(direction), page_size=page_size
+        ):
+            for row in rows:
+                yield message_from_row(row)
+
+
+def _apply(message: Message, change: Mapping[str, Any]) -> Message:
+    """``message`` with a partial update applied, Mastra's merge rules for content."""
+    fields = message.model_dump()
+    for key, name in (
+        ("role", "role"),
+        ("type", "type"),
+        ("thread_id", "thread_id"),
+        ("threadId", "thread_id"),
+        ("resource_id", "resource_id"),
+        ("resourceId", "resource_id"),
+        ("created_at", "created_at"),
+        ("createdAt", "created_at"),
+    ):
+        if change.get(key) is not None:
+            fields[name] = change[key]
+    if "content" in change:
+        old = message.content.model_dump(by_alias=True, exclude_none=True)
+        new = dict(change["content"])
+        content = {**old, **new}
+        if isinstance(old.get("metadata"), Mapping) and isinstance(new.get("metadata"), Mapping):
+            content["metadata"] = {**old["metadata"], **new["metadata"]}
+        fields["content"] = MessageContent.model_validate(content)
+    return coerce(Message, fields, f"update of message {message.id!r}")

@@ -1,0 +1,83 @@
+"""``store.resources``: working memory and metadata kept per resource across its threads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._codec import decode_json, json_arg, parse_time, to_iso
+from .._errors import ValidationError
+from .._models import Resource, coerce
+from ._base import Domain, check_id, no_extras, now_iso, stock_mergeable, strip_system
+
+__all__ = ["Resources"]
+
+TABLE = "mastra_resources"
+
+
+def resource_from_row(row: Mapping[str, Any]) -> Resource:
+    """A stored resource row as a Resource."""
+    fields = strip_system(row)
+    metadata = decode_json(fields.pop("metadata", None))
+    return Resource.model_validate(
+        {**fields, "metadata": metadata if isinstance(metadata, dict) else None}
+    )
+
+
+class Resources(Domain):
+    """Resources: get, save and update."""
+
+    async def get(self, resource_id: str) -> Resource | None:
+        """The resource, or None."""
+        check_id(resource_id, "resource_id")
+        row = await self._dispatcher.call("load", TABLE, keys={"id": resource_id})
+        return resource_from_row(row) if row else None
+
+    async def save(self, resource: Resource | Mapping[str, Any]) -> Resource:
+        """Insert or replace the resource with this id."""
+        model = coerce(Resource, resource, "resource")
+        no_extras(model, "resource")
+        record = model.to_mastra()
+        record["metadata"] = json_arg(model.metadata or {}, "resource.metadata")
+        record["createdAt"] = to_iso(model.created_at)
+        record["updatedAt"] = to_iso(model.updated_at)
+        await self._dispatcher.call("insert", TABLE, record=record)
+        return model
+
+    async def update(
+        self,
+        resource_id: str,
+        *,
+        working_memory: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Resource:
+        """Set working memory and/or merge ``metadata`` key by key; creates a missing resource.
+
+        The merge happens inside one mutation, so concurrent updates keep each other's keys.
+        """
+        check_id(resource_id, "resource_id")
+        if working_memory is not None and not isinstance(working_memory, str):
+            raise ValidationError("working_memory must be a string", field="working_memory")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValidationError("metadata must be a dict", field="metadata")
+        now = now_iso()
+        if not await self._ours():
+            current = await self.get(resource_id)
+            merged = {**((current.metadata if current else None) or {}), **(metadata or {})}
+            if current is not None and not stock_mergeable(merged):
+                # The stock handler stores merged metadata verbatim; write the resource back
+                # whole with its metadata as JSON text instead (not atomic, unlike ours).
+                changes: dict[str, Any] = {"metadata": merged, "updated_at": parse_time(now)}
+                if working_memory is not None:
+                    changes["working_memory"] = working_memory
+                return await self.save(current.model_copy(update=changes))
+        row = await self._dispatcher.call(
+            "updateResource",
+            TABLE,
+            resourceId=resource_id,
+            workingMemory=working_memory,
+            metadata=json_arg(dict(metadata), "metadata") if metadata is not None else None,
+            createdAt=now,
+            updatedAt=now,
+        )
+        return resource_from_row(row)

@@ -1,0 +1,140 @@
+"""Pydantic models of what the store keeps: snake_case attributes, Mastra's camelCase as aliases.
+
+Models accept either spelling (``thread_id`` or ``threadId``) and dump with ``by_alias=True`` to
+Mastra's shape. Datetimes are aware, UTC and cut to milliseconds, so a value read back equals the
+value written. Fields a model does not declare are kept (``extra="allow"``): data written by a
+newer Mastra survives a round trip through this SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from ._codec import truncate_ms
+from ._errors import ValidationError
+
+__all__ = [
+    "MastraModel",
+    "Message",
+    "MessageContent",
+    "Page",
+    "Resource",
+    "Thread",
+    "coerce",
+]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class MastraModel(BaseModel):
+    """Base of every record model: camelCase aliases, unknown fields kept, ms-precision UTC."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        validate_assignment=True,
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc_ms(cls, value: Any) -> Any:
+        return truncate_ms(value) if isinstance(value, datetime) else value
+
+    def to_mastra(self) -> dict[str, Any]:
+        """This record as Mastra's camelCase dict (None values left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="python")
+
+
+def coerce(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
+    """``value`` as ``model``: instances pass through, dicts are validated (either key spelling)."""
+    if isinstance(value, model):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"{what} must be a {model.__name__} or a dict, not {type(value).__name__}", field=what
+        )
+    try:
+        return model.model_validate(dict(value))
+    except pydantic.ValidationError as exc:
+        raise ValidationError(f"invalid {what}: {_describe(exc)}", field=what) from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "value"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
+
+
+class Thread(MastraModel):
+    """A conversation thread owned by a resource (a user, an agent, a tenant...)."""
+
+    id: str = Field(min_length=1)
+    resource_id: str = Field(min_length=1)
+    title: str = ""
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None = None
+    """The newest message's ``createdAt``; None until the thread has one (ours, not Mastra's)."""
+
+
+class MessageContent(MastraModel):
+    """Mastra's stored message content, format 2. Unknown fields are kept as they are."""
+
+    format: int = 2
+    parts: list[Any] = Field(default_factory=list)
+    content: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Message(MastraModel):
+    """One stored message in Mastra's format v2 (``MastraDBMessage``)."""
+
+    id: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    created_at: datetime
+    thread_id: str | None = None
+    resource_id: str | None = None
+    type: str = "v2"
+    content: MessageContent
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        # Format-1 rows hold plain text; Mastra reads them as one text part.
+        if isinstance(value, str):
+            return {"format": 2, "content": value, "parts": [{"type": "text", "text": value}]}
+        return value
+
+
+class Resource(MastraModel):
+    """What an agent remembers about a resource across threads: working memory and metadata."""
+
+    id: str = Field(min_length=1)
+    working_memory: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing. ``total`` counts every match, not just this page."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    items: list[T]
+    total: int
+    page: int
+    per_page: int | None
+    """The page size asked for; None when everything was returned in one page."""
+    has_more: bool

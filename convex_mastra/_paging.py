@@ -1,0 +1,306 @@
+"""Listing rows by index, shared by every domain.
+
+A domain describes what it lists as an :class:`IndexQuery` (an index, equality on its leading
+fields, an optional range on the next one, an optional JSON match) and asks :class:`Rows` for a
+count, a window at an offset, or an iteration. ``Rows`` works against both handlers:
+
+- ours pages on the server: a window at offset ``o`` of ``n`` rows reads ``o + n`` rows from the
+  nearer end of the index (so the first and the last page of any size cost about ``n``), and
+  only the window travels back; totals come from transactional counters when no range or match
+  applies, else from counting scans.
+- the stock @mastra/convex handler has neither, so the same calls fetch every matching row
+  (upstream caps that at 10,000) and page in memory, as upstream does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._codec import decode_json
+from ._dispatch import MAX_CALLS, Dispatcher
+from ._errors import BatchLimitError, StorageOperationError, ValidationError
+
+__all__ = ["IndexQuery", "Match", "Rows", "check_paging"]
+
+logger = logging.getLogger("convex_mastra.paging")
+
+MAX_SCAN = 4000
+"""Rows one pageByIndex or scan call may read (the handler's ``limits.scanRows``)."""
+MAX_PAGE = 1000
+"""Rows one call may return (the handler's ``limits.pageItems``)."""
+STOCK_CAP = 10_000
+"""Rows the stock handler's queryTable returns at most."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """Scalar equality on keys of a stored JSON object (``field``, then down ``path``)."""
+
+    field: str
+    equals: Mapping[str, str | int | float | bool | None]
+    path: tuple[str, ...] = ()
+
+    def wire(self) -> dict[str, Any]:
+        return {"field": self.field, "path": list(self.path), "equals": dict(self.equals)}
+
+
+@dataclass(frozen=True)
+class IndexQuery:
+    """Rows of ``table`` read through ``index``, ordered by ``sort_field`` then creation time."""
+
+    table: str
+    index: str
+    sort_field: str
+    eq: tuple[tuple[str, Any], ...] = ()
+    range: Mapping[str, Any] | None = None
+    match: Match | None = None
+    counted: bool = field(default=True)
+    """Whether the handler keeps a counter for ``eq`` (else totals come from a scan)."""
+
+    def args(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "eq": [{"field": name, "value": value} for name, value in self.eq],
+        }
+        if self.range:
+            out["range"] = dict(self.range)
+        return out
+
+
+def check_paging(page: int, per_page: int | None) -> None:
+    """Raise ValidationError for a page or page size that cannot be listed."""
+    if isinstance(page, bool) or not isinstance(page, int) or page < 0:
+        raise ValidationError(f"page must be an integer >= 0, not {page!r}", field="page")
+    if per_page is not None and (
+        isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 0
+    ):
+        raise ValidationError(
+            f"per_page must be an integer >= 0 or None (all), not {per_page!r}", field="per_page"
+        )
+
+
+def sort_key(sort_field: str) -> Any:
+    """Index order: missing values first (as Convex sorts undefined), then creation time."""
+
+    def key(row: Mapping[str, Any]) -> tuple[int, Any, float]:
+        value = row.get(sort_field)
+        return (0 if value is None else 1, "" if value is None else value, row["_creationTime"])
+
+    return key
+
+
+class Rows:
+    """Counts, windows and iterations over an IndexQuery, on whichever handler is deployed."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    async def _indexed(self) -> bool:
+        return (await self._dispatcher.info()).supports("pageByIndex")
+
+    async def count(self, query: IndexQuery) -> int:
+        """How many rows ``query`` matches."""
+        if not await self._indexed():
+            return len(await self._stock_rows(query))
+        if query.counted and not query.range and query.match is None:
+            try:
+                return int(await self._dispatcher.call("count", query.table, **_count_args(query)))
+            except StorageOperationError as exc:
+                if "rebuildCounters" not in str(exc):
+                    raise
+                logger.warning(
+                    "counters of %s are stale (rows written before counting started); counting "
+                    "by scanning. store.rebuild_counters() makes totals cheap again.",
+                    query.table,
+                )
+        total = 0
+        async for reply in self._scans(query, descending=False, skip=0, take=0):
+            total += int(reply["matched"])
+        return total
+
+    async def window(
+        self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int
+    ) -> list[dict[str, Any]]:
+        """Rows ``offset .. offset + limit`` in index order (reversed when ``descending``).
+
+        ``total`` (from :meth:`count`) picks the nearer end of the index to read from.
+        """
+        if limit == 0 or offset >= total:
+            return []
+        if not await self._indexed():
+            rows = sorted(
+                await self._stock_rows(query), key=sort_key(query.sort_field), reverse=descending
+            )
+            return rows[offset : None if limit is None else offset + limit]
+        end = total if limit is None else min(total, offset + limit)
+        from_far_end = total - end < offset
+        if from_far_end:
+            # The same rows, counted from the other end of the index, then put back in order.
+            rows = await self._read(
+                query, offset=total - end, limit=end - offset, descending=not descending
+            )
+            rows.reverse()
+            return rows
+        return await self._read(query, offset=offset, limit=end - offset, descending=descending)
+
+    async def iterate(
+        self, query: IndexQuery, *, descending: bool, page_size: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every row of ``query`` in pages of at most ``page_size``, holding one page at a time."""
+        if not await self._indexed():
+            rows = sorted(
+                await self._stock_rows(query), key=sort_key(query.sort_field), reverse=descending
+            )
+            for start in range(0, len(rows), page_size):
+                yield rows[start : start + page_size]
+            return
+        if query.match is not None:
+            async for reply in self._scans(query, descending=descending, skip=0, take=MAX_PAGE):
+                if reply["page"]:
+                    yield list(reply["page"])
+            return
+        cursor: str | None = None
+        while True:
+            reply = await self._dispatcher.call(
+                "pageByIndex",
+                query.table,
+                **query.args(),
+                order="desc" if descending else "asc",
+                numItems=min(page_size, MAX_PAGE),
+                cursor=cursor,
+            )
+            if reply["page"]:
+                yield list(reply["page"])
+            if reply["isDone"]:
+                return
+            cursor = reply["continueCursor"]
+
+    async def _read(
+        self, query: IndexQuery, *, offset: int, limit: int, descending: bool
+    ) -> list[dict[str, Any]]:
+        if query.match is not None:
+            rows: list[dict[str, Any]] = []
+            async for reply in self._scans(
+                query, descending=descending, skip=offset, take=MAX_PAGE
+            ):
+                rows.extend(reply["page"])
+                if len(rows) >= limit:
+                    return rows[:limit]
+            return rows
+        rows = []
+        skip, cursor = offset, None
+        for _ in range(MAX_CALLS):
+            want = min(limit - len(rows), MAX_PAGE)
+            step = min(skip, MAX_SCAN - want)
+            reply = await self._dispatcher.call(
+                "pageByIndex",
+                query.table,
+                **query.args(),
+                order="desc" if descending else "asc",
+                skip=step,
+                numItems=want,
+                cursor=cursor,
+            )
+            skip -= int(reply.get("skipped", 0))
+            rows.extend(reply["page"])
+            if reply["isDone"] or len(rows) >= limit:
+                return rows
+            cursor = reply["continueCursor"]
+        raise _too_many(query)
+
+    async def _scans(
+        self, query: IndexQuery, *, descending: bool, skip: int, take: int
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Scan batches over the whole query; each reply's window follows on from the last.
+
+        A batch that returns rows reads at most ``take`` rows, so none of its matches can fall
+        outside the window; a counting scan (``take=0``) reads the most a call may.
+        """
+        batch = MAX_SCAN if take == 0 else min(take, MAX_PAGE)
+        cursor: str | None = None
+        for _ in range(MAX_CALLS):
+            reply = await self._dispatcher.call(
+                "scan",
+                query.table,
+                **query.args(),
+                order="desc" if descending else "asc",
+                numItems=batch,
+                cursor=cursor,
+                match=query.match.wire() if query.match else None,
+                skip=skip,
+                take=take,
+            )
+            skip = max(0, skip - int(reply["matched"]))
+            yield reply
+            if reply["isDone"]:
+                return
+            cursor = reply["continueCursor"]
+        raise _too_many(query)
+
+    async def _stock_rows(self, query: IndexQuery) -> list[dict[str, Any]]:
+        filters = [{"field": name, "value": value} for name, value in query.eq]
+        rows: Sequence[dict[str, Any]] = await self._dispatcher.call(
+            "queryTable", query.table, filters=filters
+        )
+        if len(rows) >= STOCK_CAP:
+            logger.warning(
+                "the stock @mastra/convex handler returned its cap of %d rows of %s; listings "
+                "and totals may be missing rows. Deploy convex-mastra's functions for indexed "
+                "paging.",
+                STOCK_CAP,
+                query.table,
+            )
+        out = []
+        for row in rows:
+            value = row.get(query.sort_field)
+            if query.range and not _in_range(value, query.range):
+                continue
+            if query.match is not None and not _matches(row, query.match):
+                continue
+            out.append(row)
+        return out
+
+
+def _count_args(query: IndexQuery) -> dict[str, Any]:
+    return {"eq": [{"field": name, "value": value} for name, value in query.eq]}
+
+
+def _in_range(value: Any, bounds: Mapping[str, Any]) -> bool:
+    if value is None:
+        return False
+    checks = {
+        "gt": lambda bound: value > bound,
+        "gte": lambda bound: value >= bound,
+        "lt": lambda bound: value < bound,
+        "lte": lambda bound: value <= bound,
+    }
+    return all(checks[name](bound) for name, bound in bounds.items())
+
+
+def _matches(row: Mapping[str, Any], match: Match) -> bool:
+    value = decode_json(row.get(match.field))
+    for part in match.path:
+        value = decode_json(value.get(part)) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return False
+    return all(
+        key in value and _same_scalar(value[key], expected)
+        for key, expected in match.equals.items()
+    )
+
+
+def _same_scalar(stored: Any, expected: Any) -> bool:
+    # JavaScript's ===: numbers equal across int and float, but never a bool or a string.
+    if isinstance(stored, bool) or isinstance(expected, bool):
+        return stored is expected
+    return bool(stored == expected) and isinstance(stored, str) == isinstance(expected, str)
+
+
+def _too_many(query: IndexQuery) -> BatchLimitError:
+    return BatchLimitError(
+        f"listing {query.table} by {query.index} needed more than {MAX_CALLS} calls; narrow the "
+        "query or page through it with a smaller window"
+    )

@@ -15,6 +15,14 @@ from ._transport import RetryPolicy, Transport
 
 __all__ = ["ConvexStore"]
 
+COUNTED_TABLES = (
+    "mastra_threads",
+    "mastra_messages",
+    "mastra_workflow_snapshot",
+    "mastra_scorers",
+)
+"""Tables whose row counts the handler keeps (see convex/mastra/lib/counters.ts)."""
+
 DEFAULT_MAX_CONCURRENCY = 16
 """Matches the 16 concurrent mutations of Convex's Free and Starter deployment classes."""
 
@@ -108,6 +116,18 @@ class ConvexStore:
     async def handler_info(self) -> HandlerInfo:
         """Which storage handler the deployment runs (ours or stock @mastra/convex)."""
         return await self._dispatcher.info()
+
+    async def rebuild_counters(self) -> None:
+        """Recount rows for exact, cheap totals, in bounded batches.
+
+        Needed once after rows were written without counting (by the stock @mastra/convex
+        handler, or imported); until then totals fall back to counting scans. Writes made
+        while it runs are counted correctly.
+        """
+        if (await self._dispatcher.info()).is_stock:
+            raise ConfigurationError("the stock @mastra/convex handler keeps no counters")
+        for table in COUNTED_TABLES:
+            await self._dispatcher.drain("rebuildCounters", table, batchSize=1000)
 
     async def close(self) -> None:
         """Release connections. Calls after close raise ConfigurationError."""

@@ -115,3 +115,16 @@ class RawHttp:
         )
         response.raise_for_status()
         return int(response.json()["nextSeq"])
+
+
+def import_rows(deployment: Deployment, table: str, rows: list[dict[str, Any]]) -> None:
+    """Seed rows straight into a local deployment's table (``POST /_local/import``), fast."""
+    session = requests.Session()
+    for start in range(0, len(rows), 8000):
+        response = session.post(
+            f"{deployment.url}/_local/import",
+            data=orjson.dumps({"table": table, "documents": rows[start : start + 8000]}),
+            headers={"Authorization": f"Convex {deployment.admin_key}"},
+            timeout=300,
+        )
+        assert response.status_code == 200, response.text

@@ -12,6 +12,9 @@ import { checkArgsSize, MAX_REQUEST_BODY, MAX_VALUE_NESTING, tooNestedJson } fro
 import type { FunctionInfo, FunctionKind } from "./modules.ts";
 import type { Store } from "./persistence.ts";
 import type { CallLog } from "./stats.ts";
+
+/** Documents one POST /_local/import may insert (one transaction). */
+const MAX_IMPORT = 8000;
 import { parseUdfPath } from "./udfPath.ts";
 import { parseValueFormat, writeValue, type ValueFormat } from "./values.ts";
 
@@ -356,6 +359,26 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     }
     ctx.responseDelayMs = ms;
     send(res, 200, JSON.stringify({ ms }));
+    return;
+  }
+  if (path === "/_local/import") {
+    if (!allow("POST")) return;
+    requireAdmin(ctx, req);
+    const body = await readJsonObject(req);
+    const { table, documents } = body;
+    if (typeof table !== "string" || !Array.isArray(documents) || documents.length > MAX_IMPORT) {
+      throw new HttpError(400, "BadImport", `expected {table, documents: [...]} with at most ${MAX_IMPORT} documents`);
+    }
+    let inserted: number;
+    try {
+      inserted = await ctx.engine.importDocuments(
+        table,
+        documents.map((doc) => jsonToConvex(doc as JSONValue) as Record<string, Value>),
+      );
+    } catch (e) {
+      throw new HttpError(400, "BadImport", e instanceof Error ? e.message : String(e));
+    }
+    send(res, 200, JSON.stringify({ inserted }));
     return;
   }
   if (path === "/_local/functions") {

@@ -3,6 +3,8 @@
 import logging
 
 from ._dispatch import HandlerInfo
+from ._domains.messages import DateRange, Include
+from ._domains.threads import ThreadClone
 from ._errors import (
     AuthenticationError,
     BatchLimitError,
@@ -17,6 +19,7 @@ from ._errors import (
     StorageOperationError,
     ValidationError,
 )
+from ._models import Message, MessageContent, Page, Resource, Thread
 from ._store import ConvexStore
 from ._transport import ConvexInt64, RetryPolicy
 from ._version import __version__
@@ -29,16 +32,24 @@ __all__ = [
     "ConvexInt64",
     "ConvexMastraError",
     "ConvexStore",
+    "DateRange",
     "DeploymentUnavailable",
     "FunctionError",
     "HandlerInfo",
+    "Include",
     "LocalDeployment",
     "LocalDeploymentError",
+    "Message",
+    "MessageContent",
     "NotFoundError",
+    "Page",
     "RecordTooLargeError",
     "RequestTimeoutError",
+    "Resource",
     "RetryPolicy",
     "StorageOperationError",
+    "Thread",
+    "ThreadClone",
     "ValidationError",
     "__version__",
 ]

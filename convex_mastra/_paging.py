@@ -44,7 +44,9 @@ class Match:
     path: tuple[str, ...] = ()
 
     def wire(self) -> dict[str, Any]:
-        return {"field": self.field, "path": list(self.path), "equals": dict(self.equals)}
+        # Pairs, not an object: keys such as "$schema" cannot be Convex field names.
+        pairs = [[key, value] for key, value in self.equals.items()]
+        return {"field": self.field, "path": list(self.path), "equals": pairs}
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class Resources(Domain):
     async def save(self, resource: Resource | Mapping[str, Any]) -> Resource:
         """Insert or replace the resource with this id."""
         model = coerce(Resource, resource, "resource")
+        if model.metadata is None:
+            model = model.model_copy(update={"metadata": {}})  # stored as {}, as upstream does
         no_extras(model, "resource")
         record = model.to_mastra()
         record["metadata"] = json_arg(model.metadata or {}, "resource.metadata")

@@ -90,6 +90,8 @@ class Threads(Domain):
     async def save(self, thread: Thread | Mapping[str, Any]) -> Thread:
         """Insert or replace the thread with this id; returns it as stored."""
         model = coerce(Thread, thread, "thread")
+        if model.metadata is None:
+            model = model.model_copy(update={"metadata": {}})  # stored as {}, as upstream does
         await self._dispatcher.call("insert", TABLE, record=thread_record(model))
         return model
 

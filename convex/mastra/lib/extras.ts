@@ -123,30 +123,39 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
   });
 }
 
-type Match = { field: string; path: string[]; equals: Record<string, Value> };
+type Match = { field: string; path: string[]; equals: [string, Value][] };
 
+/** {field, path?, equals: [[key, scalar], ...]}: pairs, since keys may be "$schema" and the like. */
 function readMatch(op: string, raw: unknown): Match | null {
   if (raw === undefined || raw === null) return null;
-  const problem = `${op}: "match" must be {field, path?, equals: {key: scalar}}`;
-  if (!isPlainObject(raw) || typeof raw.field !== "string" || !isPlainObject(raw.equals)) {
+  const problem = `${op}: "match" must be {field, path?, equals: [[key, scalar], ...]}`;
+  if (!isPlainObject(raw) || typeof raw.field !== "string" || !Array.isArray(raw.equals)) {
     throw new RequestError(problem);
   }
   const path = raw.path ?? [];
   if (!Array.isArray(path) || path.some((part) => typeof part !== "string")) {
     throw new RequestError(problem);
   }
-  for (const value of Object.values(raw.equals)) {
-    if (value !== null && typeof value === "object") throw new RequestError(problem);
+  for (const pair of raw.equals) {
+    if (
+      !Array.isArray(pair) ||
+      pair.length !== 2 ||
+      typeof pair[0] !== "string" ||
+      (pair[1] !== null && typeof pair[1] === "object")
+    ) {
+      throw new RequestError(problem);
+    }
   }
-  return { field: raw.field, path: path as string[], equals: raw.equals as Record<string, Value> };
+  return { field: raw.field, path: path as string[], equals: raw.equals as [string, Value][] };
 }
 
 /** Stored JSON (object or JSON text) at `match.field`, walked down `match.path`. */
 function matches(doc: Doc, match: Match): boolean {
   let value: Record<string, unknown> = decodeJsonObject(doc[match.field]);
   for (const part of match.path) value = decodeJsonObject(value[part]);
-  return Object.entries(match.equals).every(
-    ([key, expected]) => key in value && value[key] === expected,
+  return match.equals.every(
+    ([key, expected]) =>
+      Object.prototype.hasOwnProperty.call(value, key) && value[key] === expected,
   );
 }
 

@@ -12,11 +12,18 @@
  * field, indexes and one table, so documents written by either side stay valid:
  *   - mastra_threads.lastMessageAt (optional ISO string, maintained by the
  *     server functions: createdAt of the newest message in the thread).
+ *   - mastra_workflow_snapshots.status (optional string, derived by the server
+ *     functions from `snapshot.status` on every write), so runs can be listed
+ *     by status without parsing snapshots.
  *   - indexes mastra_threads.by_resource_created / by_resource_updated /
  *     by_resource_last_message, mastra_messages.by_resource_created,
- *     mastra_workflow_snapshots.by_workflow_created / by_resource_created,
- *     mastra_scorers.by_scorer_created / by_run_created / by_entity_created /
- *     by_span_created: ordered, paginated listing per owner without scanning.
+ *     mastra_workflow_snapshots.by_workflow_created / by_resource_created /
+ *     by_status_created / by_workflow_status_created /
+ *     by_resource_status_created / by_workflow_resource_created /
+ *     by_workflow_resource_status_created / by_run_created,
+ *     mastra_scorers.by_scorer_created / by_scorer_entity_created /
+ *     by_run_created / by_entity_created / by_span_created: ordered, paginated
+ *     listing per owner without scanning.
  *   - table mastra_counters: transactional row counts per table and group,
  *     so totals never need a full scan.
  */
@@ -81,6 +88,7 @@ export const mastraWorkflowSnapshotsTable = defineTable({
   snapshot: v.any(),
   createdAt: v.string(),
   updatedAt: v.string(),
+  status: v.optional(v.string()), // ours: snapshot.status, derived on write
 })
   .index("by_record_id", ["id"])
   .index("by_workflow_run", ["workflow_name", "run_id"])
@@ -88,7 +96,18 @@ export const mastraWorkflowSnapshotsTable = defineTable({
   .index("by_resource", ["resourceId"])
   .index("by_created", ["createdAt"])
   .index("by_workflow_created", ["workflow_name", "createdAt"])
-  .index("by_resource_created", ["resourceId", "createdAt"]);
+  .index("by_resource_created", ["resourceId", "createdAt"])
+  .index("by_status_created", ["status", "createdAt"])
+  .index("by_workflow_status_created", ["workflow_name", "status", "createdAt"])
+  .index("by_resource_status_created", ["resourceId", "status", "createdAt"])
+  .index("by_workflow_resource_created", ["workflow_name", "resourceId", "createdAt"])
+  .index("by_workflow_resource_status_created", [
+    "workflow_name",
+    "resourceId",
+    "status",
+    "createdAt",
+  ])
+  .index("by_run_created", ["run_id", "createdAt"]);
 
 // Every column of @mastra/core's scorers schema; nullable columns are optional.
 export const mastraScorersTable = defineTable({
@@ -134,6 +153,7 @@ export const mastraScorersTable = defineTable({
   .index("by_run", ["runId"])
   .index("by_created", ["createdAt"])
   .index("by_scorer_created", ["scorerId", "createdAt"])
+  .index("by_scorer_entity_created", ["scorerId", "entityId", "entityType", "createdAt"])
   .index("by_run_created", ["runId", "createdAt"])
   .index("by_entity_created", ["entityId", "entityType", "createdAt"])
   .index("by_span_created", ["traceId", "spanId", "createdAt"]);

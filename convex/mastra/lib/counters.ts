@@ -14,15 +14,31 @@
 //     when the scan reaches them, so the result is exact when it finishes.
 // A table without a "#state" row is READY when it is empty, else STALE.
 import type { Value } from "convex/values";
-import { type Ctx, type Doc, type ReadCtx, RequestError } from "./common";
+import { type Ctx, type Doc, type ReadCtx, RequestError, bodyOf } from "./common";
+import { hasDerived, withDerived } from "./derived";
 import { byIndex } from "./tables";
 
 export const COUNTED_GROUPS: Record<string, readonly (readonly string[])[]> = {
   mastra_threads: [["resourceId"]],
   mastra_messages: [["thread_id"], ["resourceId"], ["thread_id", "resourceId"]],
   mastra_resources: [],
-  mastra_workflow_snapshots: [["workflow_name"], ["resourceId"]],
-  mastra_scorers: [["scorerId"], ["runId"], ["entityId", "entityType"], ["traceId", "spanId"]],
+  // Every combination of the three optional filters of a run listing.
+  mastra_workflow_snapshots: [
+    ["workflow_name"],
+    ["resourceId"],
+    ["status"],
+    ["workflow_name", "resourceId"],
+    ["workflow_name", "status"],
+    ["resourceId", "status"],
+    ["workflow_name", "resourceId", "status"],
+  ],
+  mastra_scorers: [
+    ["scorerId"],
+    ["runId"],
+    ["entityId", "entityType"],
+    ["traceId", "spanId"],
+    ["scorerId", "entityId", "entityType"],
+  ],
 };
 
 export const ALL_ROWS = "*";
@@ -159,6 +175,19 @@ export async function readCount(ctx: ReadCtx, table: string, group: string): Pro
 }
 
 /**
+ * `doc` with its derived columns recomputed, written back when they differ:
+ * rows written by another handler (stock @mastra/convex) lack them, and a
+ * rebuild is the step that makes such rows countable and indexable.
+ */
+async function refreshDerived(ctx: Ctx, table: string, doc: Doc): Promise<Doc> {
+  const body = withDerived(table, bodyOf(doc));
+  const keys = new Set([...Object.keys(body), ...Object.keys(bodyOf(doc))]);
+  if ([...keys].every((key) => body[key] === doc[key])) return doc;
+  await ctx.db.replace(doc._id, body);
+  return { ...body, _id: doc._id, _creationTime: doc._creationTime } as Doc;
+}
+
+/**
  * One bounded step of a counter rebuild. Returns true when more calls are
  * needed. Counts are written directly here: the scan position decides which
  * rows concurrent writes keep counted.
@@ -210,7 +239,8 @@ export async function rebuildStep(
   }
   const deltas = new Map<string, number>();
   for (const doc of batch) {
-    for (const group of groupsOf(table, doc)) deltas.set(group, (deltas.get(group) ?? 0) + 1);
+    const counted = hasDerived(table) ? await refreshDerived(ctx, table, doc) : doc;
+    for (const group of groupsOf(table, counted)) deltas.set(group, (deltas.get(group) ?? 0) + 1);
   }
   for (const [group, delta] of deltas) {
     const row = await counterRow(ctx, table, group);

@@ -21,6 +21,7 @@ import {
   readObject,
   readStringArray,
 } from "./common";
+import { withDerived } from "./derived";
 import { checkDocument, decodeRecord, dropNullOptionals, encodeJson } from "./encoding";
 import {
   BACKGROUND_TASKS,
@@ -49,7 +50,7 @@ const FLEXIBLE_COLUMNS: Record<string, string[]> = {
   mastra_workflow_snapshots: ["snapshot"],
 };
 
-/** Encode flexible columns, drop nulls for non-null optionals, validate. */
+/** Encode flexible columns, derive columns, drop nulls for non-null optionals, validate. */
 export function prepareBody(table: string, body: Fields, label: string): Fields {
   const out: Fields = { ...body };
   delete out._id;
@@ -57,7 +58,7 @@ export function prepareBody(table: string, body: Fields, label: string): Fields 
   for (const column of FLEXIBLE_COLUMNS[table] ?? []) {
     if (out[column] !== undefined && out[column] !== null) out[column] = encodeJson(out[column]);
   }
-  const cleaned = dropNullOptionals(table, out);
+  const cleaned = withDerived(table, dropNullOptionals(table, out));
   checkDocument(table, cleaned, label);
   return cleaned;
 }

@@ -167,10 +167,30 @@ export async function workflowOp(
     return ok(JSON.stringify(context));
   }
   // mergeWorkflowState: shallow-merge the given fields into the snapshot.
+  // `expectedStatus` (a status or a list of them) is a guard, not a field: the
+  // merge applies only when the stored status matches, else the answer is
+  // null and nothing is written, so one resumer can claim a run atomically.
   const opts = parseJsonArg(req, "opts");
+  const { expectedStatus, ...changes } = isPlainObject(opts) ? opts : {};
+  const expected = readExpectedStatus(expectedStatus);
   const run = await loadRun(ctx, req);
   if (typeof run === "string") return fail(run);
-  const merged = { ...run.snapshot, ...(isPlainObject(opts) ? opts : {}) };
+  const status = run.snapshot.status;
+  if (expected !== null && !(typeof status === "string" && expected.includes(status))) {
+    return ok(null);
+  }
+  const merged = { ...run.snapshot, ...changes };
   await save(w, run.doc, merged);
   return ok(JSON.stringify(merged));
+}
+
+function readExpectedStatus(value: Json): string[] | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value) && value.every((item) => typeof item === "string")) {
+    return value as string[];
+  }
+  throw new RequestError(
+    `mergeWorkflowState: "expectedStatus" must be a status or a list of statuses`,
+  );
 }

@@ -61,6 +61,8 @@ class IndexQuery:
     match: Match | None = None
     counted: bool = field(default=True)
     """Whether the handler keeps a counter for ``eq`` (else totals come from a scan)."""
+    filters: tuple[tuple[str, Any], ...] = ()
+    """Equality on fields outside the index, checked by the handler as it reads (never counted)."""
 
     def args(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -69,6 +71,8 @@ class IndexQuery:
         }
         if self.range:
             out["range"] = dict(self.range)
+        if self.filters:
+            out["filters"] = [{"field": name, "value": value} for name, value in self.filters]
         return out
 
 
@@ -107,7 +111,7 @@ class Rows:
         """How many rows ``query`` matches."""
         if not await self._indexed():
             return len(await self._stock_rows(query))
-        if query.counted and not query.range and query.match is None:
+        if query.counted and not query.range and query.match is None and not query.filters:
             try:
                 return int(await self._dispatcher.call("count", query.table, **_count_args(query)))
             except StorageOperationError as exc:
@@ -196,7 +200,11 @@ class Rows:
         skip, cursor = offset, None
         for _ in range(MAX_CALLS):
             want = min(limit - len(rows), MAX_PAGE)
-            step = min(skip, MAX_SCAN - want)
+            if skip > MAX_SCAN - want:
+                # Too far to reach and read in one call: skip only, keep the cursor.
+                step, want = min(skip, MAX_SCAN), 0
+            else:
+                step = skip
             reply = await self._dispatcher.call(
                 "pageByIndex",
                 query.table,
@@ -243,7 +251,7 @@ class Rows:
         raise _too_many(query)
 
     async def _stock_rows(self, query: IndexQuery) -> list[dict[str, Any]]:
-        filters = [{"field": name, "value": value} for name, value in query.eq]
+        filters = [{"field": name, "value": value} for name, value in (*query.eq, *query.filters)]
         rows: Sequence[dict[str, Any]] = await self._dispatcher.call(
             "queryTable", query.table, filters=filters
         )

@@ -124,7 +124,10 @@ def import_rows(deployment: Deployment, table: str, rows: list[dict[str, Any]]) 
         response = session.post(
             f"{deployment.url}/_local/import",
             data=orjson.dumps({"table": table, "documents": rows[start : start + 8000]}),
-            headers={"Authorization": f"Convex {deployment.admin_key}"},
+            headers={
+                "Authorization": f"Convex {deployment.admin_key}",
+                "Content-Type": "application/json",
+            },
             timeout=300,
         )
         assert response.status_code == 200, response.text

@@ -62,6 +62,7 @@ class Resources(Domain):
             raise ValidationError("working_memory must be a string", field="working_memory")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValidationError("metadata must be a dict", field="metadata")
+        update = json_arg(dict(metadata), "metadata") if metadata is not None else None
         now = now_iso()
         if not await self._ours():
             current = await self.get(resource_id)
@@ -78,7 +79,7 @@ class Resources(Domain):
             TABLE,
             resourceId=resource_id,
             workingMemory=working_memory,
-            metadata=json_arg(dict(metadata), "metadata") if metadata is not None else None,
+            metadata=update,
             createdAt=now,
             updatedAt=now,
         )

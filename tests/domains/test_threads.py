@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -303,3 +304,15 @@ async def test_stock_handler_is_detected(any_store: ConvexStore) -> None:
     info = await any_store.handler_info()
     assert info.is_stock == await is_stock(any_store)
     assert info.supports("pageByIndex") != info.is_stock
+
+
+async def test_the_stock_handler_is_named_once_with_its_row_limit(
+    stock_deployment: Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="convex_mastra")
+    async with ConvexStore(stock_deployment.url, stock_deployment.admin_key) as stock:
+        await stock.threads.list()
+        await stock.messages.list("any-thread")
+        await stock.threads.list(resource_id="anyone")
+    warnings = [r for r in caplog.records if "10,000" in r.getMessage()]
+    assert len(warnings) == 1 and "stock @mastra/convex" in warnings[0].getMessage()

@@ -19,7 +19,15 @@ from ._errors import (
     StorageOperationError,
     ValidationError,
 )
-from ._models import Message, MessageContent, Page, Resource, Thread
+from ._models import (
+    Message,
+    MessageContent,
+    Page,
+    Resource,
+    Thread,
+    WorkflowRun,
+    WorkflowSnapshot,
+)
 from ._store import ConvexStore
 from ._transport import ConvexInt64, RetryPolicy
 from ._version import __version__
@@ -51,6 +59,8 @@ __all__ = [
     "Thread",
     "ThreadClone",
     "ValidationError",
+    "WorkflowRun",
+    "WorkflowSnapshot",
     "__version__",
 ]
 

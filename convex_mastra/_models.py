@@ -26,6 +26,8 @@ __all__ = [
     "Page",
     "Resource",
     "Thread",
+    "WorkflowRun",
+    "WorkflowSnapshot",
     "coerce",
 ]
 
@@ -138,3 +140,35 @@ class Page(BaseModel, Generic[T]):
     per_page: int | None
     """The page size asked for; None when everything was returned in one page."""
     has_more: bool
+
+
+class WorkflowSnapshot(MastraModel):
+    """A workflow run's state as Mastra stores it (``WorkflowRunState``), keys in camelCase.
+
+    Only a few fields are declared; every other key (``activePaths``, ``suspendedPaths``,
+    ``result``...) is kept as it is. A snapshot read back dumps exactly the keys it was stored
+    with (:meth:`to_mastra`), explicit nulls included.
+    """
+
+    run_id: str | None = None
+    status: str | None = None
+    """``running``, ``suspended``, ``success``, ``failed``... as Mastra sets it."""
+    context: dict[str, Any] = Field(default_factory=dict)
+    """Step id -> that step's result (``input`` holds the run's input)."""
+    timestamp: int | float | None = None
+
+    def to_mastra(self) -> dict[str, Any]:
+        """The snapshot as Mastra's dict: the keys that were given or stored, nulls kept."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="python")
+
+
+class WorkflowRun(MastraModel):
+    """One stored workflow run: its snapshot and when it was first and last written."""
+
+    workflow_name: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)
+    snapshot: WorkflowSnapshot | str
+    """The snapshot; text only when the stored value is not a JSON object."""
+    created_at: datetime
+    updated_at: datetime
+    resource_id: str | None = None

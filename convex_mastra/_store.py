@@ -10,6 +10,7 @@ from ._dispatch import Dispatcher, HandlerInfo
 from ._domains.messages import Messages
 from ._domains.resources import Resources
 from ._domains.threads import Threads
+from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
 from ._transport import RetryPolicy, Transport
 
@@ -98,6 +99,8 @@ class ConvexStore:
         """Conversation threads: save, get, list, update, delete, clone."""
         self.resources = Resources(self._dispatcher)
         """Working memory and metadata per resource: get, save, update."""
+        self.workflows = Workflows(self._dispatcher)
+        """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -11,13 +11,23 @@
  * `expiresAt` is epoch ms or null; an expired key reads as missing and is
  * reclaimed by the call that finds it.
  *
- * Bounded work: a call touches at most 25 list items. When an op has more to
- * do it answers `hasMore: true` and the client repeats the same request
- * (a removal or reclaim continues where it stopped). listFromTo pages
- * differently, see `listFromTo` below.
+ * Bounded work: a call writes at most 25 list items (plus the row of the key
+ * it works on), and reads at most BYTES of item values, so a list of 1 MiB
+ * items stays inside Convex's per-transaction read limit. `clear` writes at
+ * most 25 documents of any kind per call. When an op has more to do it answers
+ * `hasMore: true` and the client repeats the same request (a removal or
+ * reclaim continues where it stopped). listFromTo pages differently, see
+ * `listFromTo` below.
  *
- * Every op accepts `now` (epoch ms) to use instead of the server clock, so
- * tests can move time.
+ * Options beyond upstream, all ignored by the stock client because it never
+ * sends them:
+ * - `now` (epoch ms) on every op, used instead of the server clock, so tests
+ *   can move time;
+ * - `json: true` on get, set, listPushMany and listFromTo: values travel as
+ *   the stored JSON text, unparsed, so a client can store any JSON (object
+ *   keys Convex refuses as field names included) and check sizes exactly;
+ * - `strict: true` on get and listFromTo: a key of another kind is an error
+ *   instead of reading as missing (get of a counter answers its number).
  */
 import { internalMutationGeneric } from "convex/server";
 import { type Value, v } from "convex/values";
@@ -37,6 +47,12 @@ import { byIndex } from "./lib/tables";
 const ENTRIES = "mastra_cache";
 const ITEMS = "mastra_cache_list_items";
 const BATCH = 25;
+/**
+ * Most bytes of item values one call reads. A removed item is read twice (by
+ * the query and by the delete), so this keeps even 1 MiB items well inside
+ * Convex's 16 MiB read limit per transaction.
+ */
+const BYTES = 4 * 1024 * 1024;
 /** Most items a listFromTo without `maxItems` (the stock client) may return. */
 const LEGACY_RANGE_MAX = 1000;
 
@@ -58,7 +74,12 @@ const INFO = {
   version: "0.1.0",
   protocol: 1,
   ops: OPS,
-  limits: { listItemsPerCall: BATCH, legacyListFromToItems: LEGACY_RANGE_MAX },
+  limits: {
+    listItemsPerCall: BATCH,
+    clearWritesPerCall: BATCH,
+    itemBytesPerCall: BYTES,
+    legacyListFromToItems: LEGACY_RANGE_MAX,
+  },
 };
 
 type Kind = "value" | "list" | "counter" | "deleted";
@@ -70,14 +91,46 @@ type Entry = Doc & {
   counter?: number;
   expiresAt: number | null;
 };
+type Item = Doc & { key: string; keyPrefix: string; index: number; value: string };
 
 const encode = (value: unknown): string => JSON.stringify(value === undefined ? null : value);
 const decode = (text: string | undefined): unknown => JSON.parse(text ?? "null");
+
+/** UTF-8 length of `text`, the measure Convex's limits use. */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // A surrogate pair is 4 bytes: 2 for each half.
+    bytes += code < 0x80 ? 1 : code < 0x800 || (code >= 0xd800 && code < 0xe000) ? 2 : 3;
+  }
+  return bytes;
+}
 
 const findEntry = async (ctx: Ctx, key: string) =>
   (await byIndex(ctx, ENTRIES, "by_key", [["key", key]]).first()) as Entry | null;
 
 const itemsOf = (ctx: Ctx, key: string) => byIndex(ctx, ITEMS, "by_key_index", [["key", key]]);
+
+type Taken = { items: Item[]; bytes: number; exhausted: boolean };
+
+/**
+ * Up to `max` documents of `query`, stopping early once their values reach
+ * `maxBytes`. `exhausted` is true when the query had nothing more; otherwise
+ * more may remain. Iterating (rather than take) reads only what is used.
+ */
+async function takeItems(query: AsyncIterable<unknown>, max: number, maxBytes: number) {
+  const taken: Taken = { items: [], bytes: 0, exhausted: false };
+  if (max <= 0 || maxBytes <= 0) return taken;
+  for await (const doc of query) {
+    const item = doc as Item;
+    taken.items.push(item);
+    taken.bytes += utf8Length(item.value);
+    if (taken.items.length >= max || taken.bytes >= maxBytes) return taken;
+  }
+  taken.exhausted = true;
+  return taken;
+}
 
 function readExpiresAt(req: Request): number | null {
   const value = req.expiresAt;
@@ -95,33 +148,57 @@ function readIndex(req: Request, field: string): number {
   return value;
 }
 
+function readFlag(req: Request, field: string): boolean {
+  const value = req[field];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") throw new RequestError(`${req.op}: "${field}" must be a boolean`);
+  return value;
+}
+
+/** A value as stored: JSON text, either given as such (`json` mode) or encoded here. */
+function storedText(req: Request, value: unknown, field: string, json: boolean): string {
+  if (!json) return encode(value);
+  if (typeof value !== "string") {
+    throw new RequestError(`${req.op}: "${field}" must be JSON text when "json" is true`);
+  }
+  try {
+    JSON.parse(value);
+  } catch {
+    // Checked here because TypeScript readers JSON.parse every stored value.
+    throw new RequestError(`${req.op}: "${field}" is not valid JSON text`);
+  }
+  return value;
+}
+
+type Removal = { more: boolean; removed: number };
+
 /**
  * Remove `key`: delete up to BATCH of its list items; the entry is marked
- * "deleted" while items remain and removed with the last batch. Returns true
- * when another call is needed.
+ * "deleted" while items remain (so reads answer empty) and removed with the
+ * last batch.
  */
-async function removeKey(ctx: Ctx, key: string, entry: Entry | null): Promise<boolean> {
-  const items = (await itemsOf(ctx, key).take(BATCH)) as Doc[];
+async function removeKey(ctx: Ctx, key: string, entry: Entry | null): Promise<Removal> {
+  const { items, exhausted } = await takeItems(itemsOf(ctx, key), BATCH, BYTES);
   for (const item of items) await ctx.db.delete(item._id);
-  const more = items.length === BATCH;
-  if (more) {
+  if (!exhausted) {
     if (entry && entry.kind !== "deleted") await ctx.db.patch(entry._id, { kind: "deleted" });
   } else if (entry) {
     await ctx.db.delete(entry._id);
   }
-  return more;
+  return { more: !exhausted, removed: items.length };
 }
 
-type Live = { entry: Entry | null; hasMore: boolean };
+type Live = { entry: Entry | null; hasMore: boolean; removed: number };
 
 /** The entry of `key` if it is live; expired or deleted keys are reclaimed. */
 async function liveEntry(ctx: Ctx, key: string, now: number): Promise<Live> {
   const entry = await findEntry(ctx, key);
-  if (!entry) return { entry: null, hasMore: false };
+  if (!entry) return { entry: null, hasMore: false, removed: 0 };
   if (entry.kind === "deleted" || (entry.expiresAt !== null && entry.expiresAt <= now)) {
-    return { entry: null, hasMore: await removeKey(ctx, key, entry) };
+    const { more, removed } = await removeKey(ctx, key, entry);
+    return { entry: null, hasMore: more, removed };
   }
-  return { entry, hasMore: false };
+  return { entry, hasMore: false, removed: 0 };
 }
 
 /** Write `fields` to the entry of `key`, creating it when `entry` is null. */
@@ -136,28 +213,34 @@ async function writeEntry(
 }
 
 /**
- * Append `values` to the list at `key` (creating it) and refresh its TTL.
- * Answers hasMore while an expired or deleted previous value is reclaimed.
+ * Append `texts` (stored JSON) to the list at `key` (creating it) and refresh
+ * its TTL. Answers hasMore while an expired or deleted previous value is
+ * reclaimed: a call that removed items does not append as well, so no call
+ * writes more than BATCH items.
  */
-async function push(ctx: Ctx, req: Request, values: unknown[], now: number): Promise<Response> {
+async function push(ctx: Ctx, req: Request, texts: string[], now: number): Promise<Response> {
   const key = readString(req, "key");
   const keyPrefix = readString(req, "keyPrefix");
   const expiresAt = readExpiresAt(req);
-  const { entry, hasMore } = await liveEntry(ctx, key, now);
-  if (hasMore) return ok(undefined, { hasMore: true });
+  const { entry, hasMore, removed } = await liveEntry(ctx, key, now);
+  if (hasMore || removed > 0) return ok(undefined, { hasMore: true });
   if (entry && entry.kind !== "list") return fail(`${key} exists but is not an array`);
   const start = entry?.counter ?? 0;
-  if (values.length === 0) return ok(start);
+  if (texts.length === 0) return ok(start);
+  // A list keeps the prefix it was created with, so its entry and all of its
+  // items share one prefix and a clear of that prefix removes the whole list
+  // (upstream re-tags the entry, which could leave a half list behind).
+  const prefix = entry?.keyPrefix ?? keyPrefix;
   await writeEntry(ctx, key, entry, {
     kind: "list",
-    keyPrefix,
-    counter: start + values.length,
+    keyPrefix: prefix,
+    counter: start + texts.length,
     expiresAt,
   });
-  for (let i = 0; i < values.length; i++) {
-    await ctx.db.insert(ITEMS, { key, keyPrefix, index: start + i, value: encode(values[i]) });
+  for (let i = 0; i < texts.length; i++) {
+    await ctx.db.insert(ITEMS, { key, keyPrefix: prefix, index: start + i, value: texts[i]! });
   }
-  return ok(start + values.length);
+  return ok(start + texts.length);
 }
 
 /**
@@ -165,10 +248,11 @@ async function push(ctx: Ctx, req: Request, values: unknown[], now: number): Pro
  * indexes count from the end, as in Redis LRANGE).
  *
  * With `maxItems` (1..25) the range is paged: the answer holds at most
- * maxItems items and, when more remain, `hasMore: true` with `next` and `to`
- * as absolute indexes; the client continues with {from: next, to} until
- * hasMore is false, then concatenates the pages. (`hasMore` without `next`
- * means an expired key is being reclaimed: repeat the same request.)
+ * maxItems items (fewer when they reach BYTES) and, when more remain,
+ * `hasMore: true` with `next` and `to` as absolute indexes; the client
+ * continues with {from: next, to} until hasMore is false, then concatenates
+ * the pages. (`hasMore` without `next` means an expired key is being
+ * reclaimed: repeat the same request.)
  *
  * Without `maxItems` (the stock @mastra/convex client, which repeats the same
  * request on hasMore and would never advance) the whole range is returned in
@@ -178,6 +262,8 @@ async function listFromTo(ctx: Ctx, req: Request, now: number): Promise<Response
   const key = readString(req, "key");
   const from = readIndex(req, "from");
   const to = readIndex(req, "to");
+  const json = readFlag(req, "json");
+  const strict = readFlag(req, "strict");
   const maxItems =
     req.maxItems === undefined || req.maxItems === null ? null : readIndex(req, "maxItems");
   if (maxItems !== null && (maxItems < 1 || maxItems > BATCH)) {
@@ -185,58 +271,80 @@ async function listFromTo(ctx: Ctx, req: Request, now: number): Promise<Response
   }
   const { entry, hasMore } = await liveEntry(ctx, key, now);
   if (hasMore) return ok([], { hasMore: true });
+  if (entry && entry.kind !== "list" && strict) return fail(`${key} exists but is not an array`);
   if (!entry || entry.kind !== "list") return ok([]);
   const length = entry.counter ?? 0;
   const first = from < 0 ? Math.max(length + from, 0) : from;
   const last = Math.min(to < 0 ? length + to : to, length - 1);
   if (last < first || first >= length) return ok([]);
-  const wanted = last - first + 1;
-  if (maxItems === null && wanted > LEGACY_RANGE_MAX) {
-    return fail(
-      `listFromTo: ${wanted} items requested, more than ${LEGACY_RANGE_MAX} per call; ` +
-        "page with maxItems",
-    );
-  }
-  const end = maxItems === null ? last : Math.min(last, first + maxItems - 1);
-  const items = (await byIndex(ctx, ITEMS, "by_key_index", [["key", key]], "index", {
+  const range = byIndex(ctx, ITEMS, "by_key_index", [["key", key]], "index", {
     gte: first,
-    lte: end,
-  }).collect()) as Doc[];
-  const values = items.map((item) => decode(item.value as string));
-  if (end < last) return { ok: true, result: values, hasMore: true, next: end + 1, to: last };
-  return ok(values);
+    lte: last,
+  });
+  const out = (items: Item[]) => items.map((item) => (json ? item.value : decode(item.value)));
+  if (maxItems === null) {
+    const wanted = last - first + 1;
+    if (wanted > LEGACY_RANGE_MAX) {
+      return fail(
+        `listFromTo: ${wanted} items requested, more than ${LEGACY_RANGE_MAX} per call; ` +
+          "page with maxItems",
+      );
+    }
+    return ok(out((await range.collect()) as Item[]));
+  }
+  const { items, exhausted } = await takeItems(range, maxItems, BYTES);
+  // Continue after the last item read (not first + count), so a missing item
+  // can never make a page repeat or skip others.
+  const next = items.length > 0 ? items[items.length - 1]!.index + 1 : last + 1;
+  if (!exhausted && next <= last) {
+    return { ok: true, result: out(items), hasMore: true, next, to: last };
+  }
+  return ok(out(items));
 }
 
 /**
  * clear {keyPrefix}: remove every key stored with exactly this prefix (index
- * lookup, no scan), in bounded batches.
+ * lookup, no scan), writing at most BATCH documents per call. A list that
+ * does not fit is marked "deleted" first, so it reads as missing until its
+ * last item is gone.
  */
 async function clear(ctx: Ctx, keyPrefix: string): Promise<boolean> {
-  let budget = BATCH;
+  let writes = BATCH;
+  let bytes = BYTES;
   const entries = (await byIndex(ctx, ENTRIES, "by_key_prefix", [["keyPrefix", keyPrefix]]).take(
     BATCH + 1,
   )) as Entry[];
-  for (const entry of entries.slice(0, BATCH)) {
+  for (const entry of entries) {
+    if (writes === 0 || bytes <= 0) return true;
     if (entry.kind === "list" || entry.kind === "deleted") {
-      if (budget === 0) return true;
-      const items = (await itemsOf(ctx, entry.key).take(budget)) as Doc[];
-      for (const item of items) await ctx.db.delete(item._id);
-      if (items.length === budget) {
-        if (entry.kind !== "deleted") await ctx.db.patch(entry._id, { kind: "deleted" });
-        return true;
+      const taken = await takeItems(itemsOf(ctx, entry.key), writes, bytes);
+      bytes -= taken.bytes;
+      if (taken.exhausted && taken.items.length < writes) {
+        for (const item of taken.items) await ctx.db.delete(item._id);
+        await ctx.db.delete(entry._id);
+        writes -= taken.items.length + 1;
+        continue;
       }
-      budget -= items.length;
+      let items = taken.items;
+      if (entry.kind !== "deleted") {
+        await ctx.db.patch(entry._id, { kind: "deleted" });
+        items = items.slice(0, writes - 1);
+      }
+      for (const item of items) await ctx.db.delete(item._id);
+      return true;
     }
     await ctx.db.delete(entry._id);
+    writes -= 1;
   }
-  if (entries.length > BATCH) return true;
-  // No entry with this prefix is left, so remaining items are orphans.
-  if (budget === 0) return true;
-  const orphans = (await byIndex(ctx, ITEMS, "by_key_prefix", [["keyPrefix", keyPrefix]]).take(
-    budget,
-  )) as Doc[];
-  for (const item of orphans) await ctx.db.delete(item._id);
-  return orphans.length === budget;
+  // Every key with this prefix is gone (at most BATCH entries were read and
+  // each took a write), so items still carrying the prefix are orphans.
+  const orphans = await takeItems(
+    byIndex(ctx, ITEMS, "by_key_prefix", [["keyPrefix", keyPrefix]]),
+    writes,
+    bytes,
+  );
+  for (const item of orphans.items) await ctx.db.delete(item._id);
+  return !orphans.exhausted;
 }
 
 async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> {
@@ -245,29 +353,34 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
       return ok(INFO);
 
     case "get": {
-      const { entry, hasMore } = await liveEntry(ctx, readString(req, "key"), now);
+      const key = readString(req, "key");
+      const json = readFlag(req, "json");
+      const strict = readFlag(req, "strict");
+      const { entry, hasMore } = await liveEntry(ctx, key, now);
       if (hasMore) return ok(null, { hasMore: true });
-      return ok(entry?.kind === "value" ? decode(entry.value) : null);
+      if (entry?.kind === "value") return ok(json ? (entry.value ?? "null") : decode(entry.value));
+      if (!strict || !entry) return ok(null);
+      if (entry.kind === "counter") {
+        const counter = entry.counter ?? 0;
+        return ok(json ? encode(counter) : counter);
+      }
+      return fail(`${key} exists but is a list, not a value`);
     }
 
     case "set": {
       const key = readString(req, "key");
       const keyPrefix = readString(req, "keyPrefix");
       const expiresAt = readExpiresAt(req);
+      const text = storedText(req, req.value, "value", readFlag(req, "json"));
       const live = await liveEntry(ctx, key, now);
       if (live.hasMore) return ok(undefined, { hasMore: true });
       let entry = live.entry;
       if (entry && entry.kind !== "value") {
         // Replacing a list or counter: remove it first (lists in batches).
-        if (await removeKey(ctx, key, entry)) return ok(undefined, { hasMore: true });
+        if ((await removeKey(ctx, key, entry)).more) return ok(undefined, { hasMore: true });
         entry = null;
       }
-      await writeEntry(ctx, key, entry, {
-        keyPrefix,
-        kind: "value",
-        value: encode(req.value),
-        expiresAt,
-      });
+      await writeEntry(ctx, key, entry, { keyPrefix, kind: "value", value: text, expiresAt });
       return ok();
     }
 
@@ -281,7 +394,7 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
     }
 
     case "listPush":
-      return push(ctx, req, [req.value], now);
+      return push(ctx, req, [encode(req.value)], now);
 
     case "listPushMany": {
       const values = req.values;
@@ -291,7 +404,9 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
           `listPushMany: at most ${BATCH} values per call (got ${values.length})`,
         );
       }
-      return push(ctx, req, values, now);
+      const json = readFlag(req, "json");
+      const texts = values.map((value, i) => storedText(req, value, `values[${i}]`, json));
+      return push(ctx, req, texts, now);
     }
 
     case "listFromTo":
@@ -299,7 +414,8 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
 
     case "delete": {
       const key = readString(req, "key");
-      return ok(undefined, { hasMore: await removeKey(ctx, key, await findEntry(ctx, key)) });
+      const { more } = await removeKey(ctx, key, await findEntry(ctx, key));
+      return ok(undefined, { hasMore: more });
     }
 
     case "clear":
@@ -335,6 +451,8 @@ export const cacheArgs = {
   to: optional,
   maxItems: optional,
   now: optional,
+  json: optional,
+  strict: optional,
 };
 
 /** Runs one cache request; shared by `handle` and the authenticated entry point in public.ts. */

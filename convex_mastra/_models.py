@@ -25,6 +25,7 @@ __all__ = [
     "MessageContent",
     "Page",
     "Resource",
+    "Score",
     "Thread",
     "WorkflowRun",
     "WorkflowSnapshot",
@@ -172,3 +173,45 @@ class WorkflowRun(MastraModel):
     created_at: datetime
     updated_at: datetime
     resource_id: str | None = None
+
+
+class Score(MastraModel):
+    """One evaluation score, with the columns of Mastra's scorers table."""
+
+    id: str = Field(min_length=1)
+    scorer_id: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)
+    score: float
+    source: str = Field(min_length=1)
+    """``LIVE`` or ``TEST`` in current Mastra."""
+    scorer: dict[str, Any]
+    output: Any = None
+    input: Any = None
+    entity_id: str | None = None
+    entity_type: str | None = None
+    """``AGENT``, ``WORKFLOW``, a span type... as Mastra sets it."""
+    entity: dict[str, Any] | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    reason: str | None = None
+    metadata: dict[str, Any] | None = None
+    preprocess_step_result: dict[str, Any] | None = None
+    extract_step_result: dict[str, Any] | None = None
+    analyze_step_result: dict[str, Any] | None = None
+    preprocess_prompt: str | None = None
+    extract_prompt: str | None = None
+    analyze_prompt: str | None = None
+    reason_prompt: str | None = None
+    generate_score_prompt: str | None = None
+    generate_reason_prompt: str | None = None
+    additional_context: dict[str, Any] | None = None
+    request_context: dict[str, Any] | None = None
+    resource_id: str | None = None
+    thread_id: str | None = None
+    organization_id: str | None = None
+    project_id: str | None = None
+    batch_id: str | None = None
+    dataset_id: str | None = None
+    dataset_item_id: str | None = None
+    created_at: datetime
+    updated_at: datetime

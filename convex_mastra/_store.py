@@ -9,6 +9,7 @@ from types import TracebackType
 from ._dispatch import Dispatcher, HandlerInfo
 from ._domains.messages import Messages
 from ._domains.resources import Resources
+from ._domains.scorers import Scorers
 from ._domains.threads import Threads
 from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
@@ -101,6 +102,8 @@ class ConvexStore:
         """Working memory and metadata per resource: get, save, update."""
         self.workflows = Workflows(self._dispatcher)
         """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
+        self.scorers = Scorers(self._dispatcher)
+        """Evaluation scores: save, get, list by scorer, run, entity or span."""
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

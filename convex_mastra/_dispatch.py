@@ -114,6 +114,8 @@ class Reply:
 
     result: Any
     has_more: bool
+    answer: Mapping[str, Any] = field(default_factory=dict)
+    """The whole answer, for op-specific fields (listFromTo's ``next`` and ``to``)."""
 
 
 class Dispatcher:
@@ -148,7 +150,9 @@ class Dispatcher:
                 )
             error = NotFoundError if "not found" in message.lower() else StorageOperationError
             raise error(f"{op} on {table or 'cache'} failed: {message}", op=op, table=table)
-        return Reply(result=answer.get("result"), has_more=bool(answer.get("hasMore")))
+        return Reply(
+            result=answer.get("result"), has_more=bool(answer.get("hasMore")), answer=answer
+        )
 
     async def call(self, op: str, table: str | None, /, **fields: Any) -> Any:
         """One call; the handler's ``result``."""

@@ -1,0 +1,468 @@
+"""``ConvexServerCache``: Mastra's server cache (stream resumption, replay, response caching).
+
+It speaks the cache protocol of @mastra/convex's ``ConvexServerCache`` to ``mastra/cache:handle``
+and stores keys exactly as that client does, so Python and TypeScript apps read each other's keys.
+
+Values travel as the JSON text that is stored (the handler's ``json`` mode), not as Convex values:
+a cache holds any JSON, including object keys that Convex refuses as field names, and the size of
+the stored row is known exactly before anything is sent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeGuard
+
+import orjson
+
+from ._dispatch import MAX_CALLS, Dispatcher
+from ._errors import (
+    BatchLimitError,
+    ConfigurationError,
+    FunctionError,
+    RecordTooLargeError,
+    ValidationError,
+)
+from ._transport import Transport
+
+__all__ = ["ConvexServerCache"]
+
+DEFAULT_KEY_PREFIX = "mastra:cache:"
+DEFAULT_TTL = 300.0
+"""Seconds, as @mastra/convex's default of 300,000 ms."""
+
+LIST_ITEMS_PER_CALL = 25
+"""The handler's bound on list items one mutation writes or returns."""
+
+MAX_ROW_BYTES = 1024 * 1024
+"""Convex's limit on one stored document."""
+
+# What a cache row adds around its value text, key and prefix, counted the way Convex sizes a
+# document: field names, _id, _creationTime, kind, counter or index, expiresAt (about 160 bytes;
+# rounded up so a value this check lets through is never refused by the deployment).
+_ROW_OVERHEAD = 200
+
+# Bytes of value text per listPushMany call: the arguments and the written rows stay far below
+# Convex's 16 MiB per-call limits even when every item is close to 1 MiB.
+_PUSH_BYTES = 4 * 1024 * 1024
+
+_MAX_SAFE_INTEGER = 2**53 - 1
+_MAX_DEPTH = 200  # orjson and JavaScript's JSON.parse both have recursion limits
+
+_DEFAULT_MAX_CONCURRENCY = 16
+
+
+class ConvexServerCache:
+    """Mastra's server cache on a Convex deployment, compatible with @mastra/convex's.
+
+    Use ``async with ConvexServerCache(...) as cache:`` or ``await cache.close()`` when done.
+    ``deployment_url`` and ``admin_auth_token`` fall back to ``CONVEX_URL`` and
+    ``CONVEX_ADMIN_KEY``. Every key is stored as ``key_prefix + key``; ``clear()`` removes the keys
+    stored with exactly this prefix. ``ttl`` (seconds; ``None`` or 0: no expiry) applies to
+    ``set`` without its own ``ttl``, to ``list_push`` and to ``increment``. ``request_timeout``
+    (seconds; ``None`` or 0 disables) bounds every call.
+
+    ``clock`` (a callable returning epoch seconds, like ``time.time``) replaces the clock used for
+    expiry on both sides, for tests that move time. An empty ``key_prefix`` needs
+    ``allow_empty_key_prefix=True``.
+    """
+
+    def __init__(
+        self,
+        deployment_url: str | None = None,
+        admin_auth_token: str | None = None,
+        *,
+        cache_function: str = "mastra/cache:handle",
+        request_timeout: float | None = 30.0,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        ttl: float | None = DEFAULT_TTL,
+        allow_empty_key_prefix: bool = False,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        url = deployment_url or os.environ.get("CONVEX_URL")
+        admin_key = admin_auth_token or os.environ.get("CONVEX_ADMIN_KEY")
+        missing = [
+            name
+            for name, value in (
+                ("deployment_url (or CONVEX_URL)", url),
+                ("admin_auth_token (or CONVEX_ADMIN_KEY)", admin_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"ConvexServerCache needs {' and '.join(missing)}. For a local dev deployment run "
+                "`python -m convex_mastra dev` and export the two lines it prints."
+            )
+        if not isinstance(cache_function, str) or ":" not in cache_function:
+            raise ConfigurationError(
+                f"cache_function {cache_function!r} must look like 'module/path:function'"
+            )
+        if not isinstance(key_prefix, str):
+            raise ConfigurationError(
+                f"key_prefix must be a string, not {type(key_prefix).__name__}"
+            )
+        if key_prefix == "" and not allow_empty_key_prefix:
+            # With no prefix, this cache's keys share one namespace with every other client that
+            # uses none, and clear() removes all of those keys too.
+            raise ConfigurationError(
+                "key_prefix is empty: clear() would remove every key stored without a prefix, "
+                "including other applications' keys. Pass a prefix such as 'myapp:cache:', or "
+                "allow_empty_key_prefix=True if that is really intended."
+            )
+        if ttl is not None and not _is_duration(ttl):
+            raise ConfigurationError(f"ttl must be a number of seconds >= 0 or None, not {ttl!r}")
+        assert url is not None and admin_key is not None
+        self.key_prefix = key_prefix
+        self.ttl = float(ttl) if ttl else None
+        self._clock = clock
+        self._transport = Transport(
+            url,
+            admin_key=admin_key,
+            request_timeout=request_timeout,
+            max_concurrency=_DEFAULT_MAX_CONCURRENCY,
+        )
+        self._dispatcher = Dispatcher(self._transport, cache_function, probe_table=None)
+        self._handler_checked = False
+        # The bound on calls per operation; tests lower it to reach the limit quickly.
+        self._max_calls = MAX_CALLS
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return (
+            f"<ConvexServerCache url={self._transport.url!r} "
+            f"key_prefix={self.key_prefix!r} {state}>"
+        )
+
+    @property
+    def url(self) -> str:
+        """The deployment URL."""
+        return self._transport.url
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._transport.closed
+
+    # -- scalar values -----------------------------------------------------------------------
+
+    async def get(self, key: str) -> Any:
+        """The value stored at ``key``, or None when it is missing or expired.
+
+        A counter reads as its number; a list raises StorageOperationError.
+        """
+        full = self._key(key)
+        text = await self._settle("get", "get", key, key=full, json=True, strict=True)
+        return None if text is None else _decode(text)
+
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` (JSON) at ``key``, replacing whatever was there.
+
+        ``ttl`` in seconds overrides the cache's default; 0 stores it without expiry.
+        """
+        full = self._key(key)
+        expires_at = self._expires_at(ttl)
+        text = self._encode(value, full, "value")
+        await self._settle(
+            "set",
+            "set",
+            key,
+            key=full,
+            keyPrefix=self.key_prefix,
+            value=text,
+            json=True,
+            expiresAt=expires_at,
+        )
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (a long list in batches of 25 items); missing keys are fine."""
+        await self._settle("delete", "delete", key, key=self._key(key))
+
+    async def increment(self, key: str) -> int:
+        """Add one to the counter at ``key`` (a missing key counts from 0); the new value.
+
+        Refreshes the key's expiry with the cache's ``ttl``.
+        """
+        full = self._key(key)
+        result = await self._settle(
+            "increment",
+            "increment",
+            key,
+            key=full,
+            keyPrefix=self.key_prefix,
+            expiresAt=self._expires_at(None),
+        )
+        return int(result)
+
+    # -- lists -------------------------------------------------------------------------------
+
+    async def list_push(self, key: str, value: Any) -> None:
+        """Append ``value`` (JSON) to the list at ``key`` and refresh the list's expiry."""
+        await self.list_push_many(key, [value])
+
+    async def list_push_many(self, key: str, values: Iterable[Any]) -> None:
+        """Append ``values`` in order, in as few calls as the bound of 25 items per call allows.
+
+        Each call appends its items contiguously. Pushes from other clients may land between
+        two calls, never inside one, and every pusher's items keep their order. All values are
+        checked before the first call; should a later call fail, the earlier ones stay appended.
+        """
+        full = self._key(key)
+        if isinstance(values, str | bytes | Mapping):
+            raise ValidationError(
+                f"values must be an iterable of values, not {type(values).__name__}",
+                field="values",
+            )
+        texts = [self._encode(value, full, f"values[{i}]") for i, value in enumerate(values)]
+        expires_at = self._expires_at(None)
+        for chunk in _chunks(texts):
+            await self._settle(
+                "listPushMany",
+                "list_push_many",
+                key,
+                key=full,
+                keyPrefix=self.key_prefix,
+                values=chunk,
+                json=True,
+                expiresAt=expires_at,
+            )
+
+    async def list_length(self, key: str) -> int:
+        """Number of items in the list at ``key`` (0 when missing); a scalar raises."""
+        return int(await self._settle("listLength", "list_length", key, key=self._key(key)))
+
+    async def list_range(self, key: str, start: int, stop: int = -1) -> list[Any]:
+        """Items ``start`` through ``stop``, both inclusive; negative indexes count from the end.
+
+        ``list_range(key, 0)`` is the whole list, ``list_range(key, -3)`` the last three items.
+        Read in pages of at most 25 items; a scalar at ``key`` raises.
+        """
+        full = self._key(key)
+        for name, index in (("start", start), ("stop", stop)):
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise ValidationError(f"{name} must be an int, not {index!r}", field=name)
+        await self._check_handler()
+        values: list[Any] = []
+        first, last = start, stop
+        for _ in range(self._max_calls):
+            reply = await self._dispatcher.send(
+                "listFromTo",
+                None,
+                key=full,
+                to=last,
+                maxItems=LIST_ITEMS_PER_CALL,
+                json=True,
+                strict=True,
+                **{"from": first},
+                **self._now(),
+            )
+            values.extend(_decode(text) for text in _texts(reply.result))
+            if not reply.has_more:
+                return values
+            # With `next` the handler pages on through the range (absolute indexes from here on);
+            # without it, it was reclaiming an expired list and the same request is repeated.
+            if reply.answer.get("next") is not None:
+                first, last = int(reply.answer["next"]), int(reply.answer["to"])
+        raise BatchLimitError(
+            f"list_range({key!r}, {start}, {stop}) read {len(values):,} items in "
+            f"{self._max_calls:,} calls and the range goes on; read it in smaller ranges. Nothing "
+            "was changed."
+        )
+
+    # -- the whole cache ---------------------------------------------------------------------
+
+    async def clear(self) -> None:
+        """Remove every key stored with exactly this cache's ``key_prefix``.
+
+        Keys of other prefixes are never touched, even when they start with this one. Runs in
+        batches of at most 25 documents per call; a list being removed reads as missing.
+        """
+        await self._settle("clear", "clear", None, keyPrefix=self.key_prefix)
+
+    async def close(self) -> None:
+        """Release connections. Calls after close raise ConfigurationError."""
+        await self._transport.aclose()
+
+    aclose = close
+
+    async def __aenter__(self) -> ConvexServerCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and not transport.closed:
+            warnings.warn(
+                f"{self!r} was never closed; use `async with` or `await cache.close()`",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _key(self, key: object) -> str:
+        if not isinstance(key, str):
+            raise ValidationError(
+                f"cache keys are strings, not {type(key).__name__} ({key!r})", field="key"
+            )
+        return self.key_prefix + key
+
+    def _now(self) -> dict[str, int]:
+        """The ``now`` field for a request: only with an injected clock."""
+        return {} if self._clock is None else {"now": _epoch_ms(self._clock())}
+
+    def _expires_at(self, ttl: object) -> int | None:
+        if ttl is None:
+            seconds = self.ttl
+        elif _is_duration(ttl):
+            seconds = float(ttl)
+        else:
+            raise ValidationError(
+                f"ttl must be a number of seconds >= 0 (0: no expiry), not {ttl!r}", field="ttl"
+            )
+        if not seconds:
+            return None
+        now = self._clock() if self._clock is not None else time.time()
+        # At least 1 ms, so a tiny positive ttl never means "already expired".
+        return _epoch_ms(now) + max(1, round(seconds * 1000))
+
+    def _encode(self, value: Any, full_key: str, field: str) -> str:
+        problem = _json_problem(value, field, 0)
+        if problem:
+            raise ValidationError(problem, field=field)
+        try:
+            text = orjson.dumps(value).decode()
+            size = (
+                len(text.encode())
+                + len(full_key.encode())
+                + len(self.key_prefix.encode())
+                + _ROW_OVERHEAD
+            )
+        except (orjson.JSONEncodeError, UnicodeEncodeError) as exc:
+            raise ValidationError(f"{field} cannot be stored: {exc}", field=field) from None
+        if size > MAX_ROW_BYTES:
+            raise RecordTooLargeError(full_key, size, MAX_ROW_BYTES)
+        return text
+
+    async def _check_handler(self) -> None:
+        """Make sure the function is convex-mastra's handler before the first operation.
+
+        The stock @mastra/convex handler ignores the ``json`` field and would store the JSON text
+        as a string, so it is refused up front. Asked once per cache.
+        """
+        if self._handler_checked:
+            return
+        info = await self._dispatcher.info()
+        if info.is_stock or not info.supports("listPushMany"):
+            what = "the stock @mastra/convex" if info.is_stock else f"the {info.name}"
+            raise ConfigurationError(
+                f"{self._dispatcher.function} is {what} cache handler; ConvexServerCache needs "
+                "convex-mastra's. Deploy the functions in convex/mastra/ (see convex/README.md); "
+                "TypeScript clients keep working with them."
+            )
+        self._handler_checked = True
+
+    async def _settle(self, op: str, method: str, key: str | None, /, **fields: Any) -> Any:
+        """Call ``op`` until the handler stops answering ``hasMore``; the last result."""
+        await self._check_handler()
+        for _ in range(self._max_calls):
+            reply = await self._dispatcher.send(op, None, **fields, **self._now())
+            if not reply.has_more:
+                return reply.result
+        target = f"{method}({key!r})" if key is not None else f"{method}()"
+        raise BatchLimitError(
+            f"{target} on prefix {self.key_prefix!r} still had work left after "
+            f"{self._max_calls:,} calls. Every call is its own transaction, so the cache is left "
+            f"in a consistent, resumable state (a list being removed reads as missing until it is "
+            f"gone); call {method}() again to continue where it stopped."
+        )
+
+
+def _is_duration(value: object) -> TypeGuard[float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _epoch_ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _chunks(texts: list[str]) -> Iterator[list[str]]:
+    """Consecutive runs of at most 25 texts and about 4 MiB (at least one text each)."""
+    chunk: list[str] = []
+    size = 0
+    for text in texts:
+        length = len(text.encode())
+        if chunk and (len(chunk) == LIST_ITEMS_PER_CALL or size + length > _PUSH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(text)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _texts(result: Any) -> list[str]:
+    if not isinstance(result, list):
+        raise FunctionError(f"the cache handler answered listFromTo with {type(result).__name__}")
+    return result
+
+
+def _decode(text: Any) -> Any:
+    if not isinstance(text, str):
+        # An older handler without the json mode answers decoded values.
+        raise FunctionError(
+            "the cache handler answered with a decoded value instead of JSON text; redeploy "
+            "convex/mastra/ from this convex-mastra version"
+        )
+    return orjson.loads(text)
+
+
+def _json_problem(value: Any, path: str, depth: int) -> str | None:
+    """Why ``value`` is not JSON that JavaScript reads back unchanged, or None."""
+    if value is None or isinstance(value, str | bool):
+        return None
+    if isinstance(value, int):
+        if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+            return None
+        return (
+            f"{path}: integer {value} is outside +-(2**53 - 1), which JavaScript cannot hold "
+            "exactly; store it as a string"
+        )
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: {value} is not a JSON number"
+    if depth >= _MAX_DEPTH:
+        return f"{path}: nested deeper than {_MAX_DEPTH} levels"
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                return f"{path}: key {name!r} is not a string"
+            problem = _json_problem(item, f"{path}.{name}", depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{path}[{i}]", depth + 1)
+            if problem:
+                return problem
+        return None
+    return (
+        f"{path}: {type(value).__name__} is not JSON (use str, int, float, bool, None, list, dict)"
+    )

@@ -2,6 +2,7 @@
 
 import logging
 
+from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
 from ._domains.messages import DateRange, Include
 from ._domains.threads import ThreadClone
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "ConvexInt64",
     "ConvexMastraError",
+    "ConvexServerCache",
     "ConvexStore",
     "DateRange",
     "DeploymentUnavailable",

@@ -1,0 +1,589 @@
+"""ConvexServerCache against the local deployment: every operation, its edges and its bounds.
+
+Each test uses its own key prefix, so ``clear()`` in one test never touches another's keys. The
+deployment's per-call stats (``/_local/calls``) show what every mutation wrote; an autouse
+fixture checks the bound after each test: no cache call wrote more than 25 list items (26
+documents: the items plus the row of their key), and no ``clear`` call more than 25 documents.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from convex_mastra import (
+    BatchLimitError,
+    ConfigurationError,
+    ConvexServerCache,
+    RecordTooLargeError,
+    StorageOperationError,
+    ValidationError,
+)
+from convex_mastra._cache import MAX_ROW_BYTES
+from convex_mastra.pytest_plugin import Deployment
+from tests.conftest import RawHttp
+
+CACHE = "mastra/cache:handle"
+LIST_BOUND = 25
+"""Most list items one cache mutation may write."""
+
+
+class FakeClock:
+    """Epoch seconds that move only when told to; the cache sends them as the server's `now`."""
+
+    def __init__(self, start: float = 1_900_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def stats(convex_deployment: Deployment) -> RawHttp:
+    if convex_deployment.local is None:
+        pytest.skip("per-call stats come from the local deployment")
+    return RawHttp(convex_deployment.url, convex_deployment.admin_key)
+
+
+def cache_calls(stats: RawHttp, since: int, op: str | None = None) -> list[dict[str, Any]]:
+    calls = [c for c in stats.calls_since(since) if c["path"].startswith(CACHE)]
+    return [c for c in calls if op is None or c.get("op") == op]
+
+
+@pytest.fixture(autouse=True)
+def every_call_within_bounds(convex_deployment: Deployment) -> Iterator[None]:
+    """After each test: the bound on writes per call held for every cache call it made."""
+    if convex_deployment.local is None:
+        yield
+        return
+    http = RawHttp(convex_deployment.url, convex_deployment.admin_key)
+    since = http.next_seq()
+    yield
+    for call in cache_calls(http, since):
+        bound = LIST_BOUND if call.get("op") == "clear" else LIST_BOUND + 1
+        assert call["documentsWritten"] <= bound, call
+
+
+@pytest.fixture
+def prefix(uid: str) -> str:
+    return f"test:{uid}:"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def cache(
+    convex_deployment: Deployment, prefix: str, clock: FakeClock
+) -> AsyncIterator[ConvexServerCache]:
+    async with ConvexServerCache(
+        convex_deployment.url, convex_deployment.admin_key, key_prefix=prefix, clock=clock
+    ) as c:
+        yield c
+
+
+# -- values ---------------------------------------------------------------------------------
+
+
+async def test_values_round_trip_as_json(cache: ConvexServerCache) -> None:
+    values: list[Any] = [
+        {"text": "hello", "n": 3, "f": 1.5, "ok": True, "none": None},
+        # Object keys that Convex refuses as field names travel inside the JSON text.
+        {"$ref": "#/x", "名前": "ü", "": [], "a.b": {"c": [1, [2, [3]]]}},
+        [1, "two", 3.25, None],
+        "plain string",
+        2**53 - 1,
+        -0.5,
+        0,
+        False,
+    ]
+    for i, value in enumerate(values):
+        await cache.set(f"v{i}", value)
+    for i, value in enumerate(values):
+        got = await cache.get(f"v{i}")
+        assert got == value
+        assert type(got) is type(value)  # ints stay ints, floats stay floats
+    await cache.set("tuple", (1, 2))
+    assert await cache.get("tuple") == [1, 2]
+    await cache.set("", "the empty key is a key")
+    assert await cache.get("") == "the empty key is a key"
+    assert await cache.get("missing") is None
+
+
+async def test_set_replaces_and_delete_removes(cache: ConvexServerCache) -> None:
+    await cache.set("k", 1)
+    await cache.set("k", {"now": "a dict"})
+    assert await cache.get("k") == {"now": "a dict"}
+    await cache.delete("k")
+    assert await cache.get("k") is None
+    await cache.delete("k")  # deleting a missing key is fine
+    await cache.set("k", None)
+    assert await cache.get("k") is None
+
+
+async def test_increment_counts_and_reads_back(cache: ConvexServerCache) -> None:
+    assert [await cache.increment("n") for _ in range(3)] == [1, 2, 3]
+    assert await cache.get("n") == 3
+    await cache.set("n", "reset")  # set replaces a counter, as upstream
+    assert await cache.get("n") == "reset"
+
+
+# -- expiry, with the injectable clock -----------------------------------------------------
+
+
+async def test_ttl_expiry_follows_the_clock(cache: ConvexServerCache, clock: FakeClock) -> None:
+    await cache.set("short", "s", ttl=10)
+    await cache.set("default", "d")  # the cache's ttl: 300 s
+    await cache.set("forever", "f", ttl=0)
+    clock.advance(9.999)
+    assert await cache.get("short") == "s"
+    clock.advance(0.001)  # expiresAt <= now: expired
+    assert await cache.get("short") is None
+    clock.advance(289.999)
+    assert await cache.get("default") == "d"
+    clock.advance(0.001)
+    assert await cache.get("default") is None
+    clock.advance(10 * 365 * 86400)
+    assert await cache.get("forever") == "f"
+
+
+async def test_ttl_none_disables_expiry(
+    convex_deployment: Deployment, prefix: str, clock: FakeClock
+) -> None:
+    async with ConvexServerCache(
+        convex_deployment.url, convex_deployment.admin_key, key_prefix=prefix, ttl=None, clock=clock
+    ) as cache:
+        await cache.set("k", 1)
+        await cache.list_push("l", 1)
+        await cache.increment("n")
+        clock.advance(10 * 365 * 86400)
+        assert await cache.get("k") == 1
+        assert await cache.list_range("l", 0) == [1]
+        assert await cache.increment("n") == 2
+        await cache.set("short", 1, ttl=1.5)
+        clock.advance(1.5)
+        assert await cache.get("short") is None
+
+
+async def test_list_push_refreshes_the_list_ttl(cache: ConvexServerCache, clock: FakeClock) -> None:
+    await cache.list_push("l", "a")
+    clock.advance(200)
+    await cache.list_push("l", "b")  # expiry is now 300 s from here
+    clock.advance(200)
+    assert await cache.list_range("l", 0) == ["a", "b"]
+    clock.advance(100)
+    assert await cache.list_length("l") == 0
+    assert await cache.list_range("l", 0) == []
+    await cache.list_push("l", "fresh")  # a new list, starting at index 0
+    assert await cache.list_range("l", 0) == ["fresh"]
+
+
+async def test_increment_refreshes_and_restarts_after_expiry(
+    cache: ConvexServerCache, clock: FakeClock
+) -> None:
+    assert await cache.increment("n") == 1
+    clock.advance(299)
+    assert await cache.increment("n") == 2
+    clock.advance(299)
+    assert await cache.increment("n") == 3
+    clock.advance(300)
+    assert await cache.increment("n") == 1
+
+
+async def test_expired_lists_are_reclaimed_in_bounded_calls(
+    cache: ConvexServerCache, clock: FakeClock, stats: RawHttp
+) -> None:
+    await cache.list_push_many("old", range(60))
+    await cache.set("gone", "x", ttl=1)
+    clock.advance(301)
+    since = stats.next_seq()
+    # Any operation on the expired key reclaims it, 25 items per call, before answering.
+    await cache.list_push("old", "new")
+    assert await cache.list_range("old", 0) == ["new"]
+    pushes = cache_calls(stats, since, "listPushMany")
+    # Three calls remove the 60 expired items (marking the key "deleted", then removing its row);
+    # a call that removed items never appends too, so the fourth appends.
+    assert [c["documentsWritten"] for c in pushes] == [25 + 1, 25, 10 + 1, 1 + 1]
+    assert await cache.get("gone") is None
+
+
+# -- lists ----------------------------------------------------------------------------------
+
+
+def lrange(items: list[Any], start: int, stop: int) -> list[Any]:
+    """Redis LRANGE / upstream listFromTo semantics: inclusive stop, negatives from the end."""
+    n = len(items)
+    first = max(n + start, 0) if start < 0 else start
+    last = n + stop if stop < 0 else stop
+    if first >= n or last < first:
+        return []
+    return items[first : last + 1]
+
+
+async def test_list_range_with_negative_indexes(cache: ConvexServerCache) -> None:
+    items = [f"i{n}" for n in range(10)]
+    await cache.list_push_many("l", items)
+    assert await cache.list_length("l") == 10
+    indexes = [-12, -10, -9, -3, -1, 0, 1, 5, 9, 10, 11]
+    for start in indexes:
+        for stop in indexes:
+            assert await cache.list_range("l", start, stop) == lrange(items, start, stop), (
+                start,
+                stop,
+            )
+    assert await cache.list_range("l", 0) == items
+    assert await cache.list_range("l", -3) == ["i7", "i8", "i9"]
+    assert await cache.list_range("missing", 0) == []
+
+
+async def test_long_ranges_are_read_in_pages(cache: ConvexServerCache, stats: RawHttp) -> None:
+    items = list(range(130))
+    await cache.list_push_many("l", items)
+    since = stats.next_seq()
+    assert await cache.list_range("l", 0) == items
+    assert len(cache_calls(stats, since, "listFromTo")) == 6  # ceil(130 / 25)
+    assert await cache.list_range("l", 7, 111) == items[7:112]
+    assert await cache.list_range("l", -60, -2) == items[-60:-1]
+
+
+async def test_large_items_are_paged_and_removed_within_read_limits(
+    cache: ConvexServerCache, stats: RawHttp
+) -> None:
+    # 30 items of 600 kB: 18 MB, more than one Convex transaction may read (16 MiB).
+    items = [f"{n:03d}" + "x" * 600_000 for n in range(30)]
+    since = stats.next_seq()
+    await cache.list_push_many("big", items)
+    got = await cache.list_range("big", 0)
+    assert [item[:3] for item in got] == [f"{n:03d}" for n in range(30)]
+    assert got == items
+    await cache.delete("big")
+    assert await cache.list_length("big") == 0
+    for call in cache_calls(stats, since):
+        assert call["ok"], call
+        assert call["bytesRead"] < 16 * 1024 * 1024
+        assert call["bytesWritten"] < 16 * 1024 * 1024
+
+
+async def test_list_push_many_appends_in_chunks_of_at_most_25(
+    cache: ConvexServerCache, stats: RawHttp
+) -> None:
+    since = stats.next_seq()
+    await cache.list_push_many("l", range(60))
+    await cache.list_push_many("l", [])  # nothing to append: no call
+    await cache.list_push_many("l", iter(["a", "b"]))
+    assert await cache.list_range("l", 0) == [*range(60), "a", "b"]
+    pushes = cache_calls(stats, since, "listPushMany")
+    assert [c["documentsWritten"] for c in pushes] == [26, 26, 11, 3]  # items + the key row
+
+
+async def test_type_errors_between_lists_and_scalars(cache: ConvexServerCache) -> None:
+    await cache.set("value", "v")
+    await cache.increment("counter")
+    await cache.list_push("list", 1)
+    for key in ("value", "counter"):
+        with pytest.raises(StorageOperationError, match="is not an array"):
+            await cache.list_push(key, 2)
+        with pytest.raises(StorageOperationError, match="is not an array"):
+            await cache.list_length(key)
+        with pytest.raises(StorageOperationError, match="is not an array"):
+            await cache.list_range(key, 0)
+    with pytest.raises(StorageOperationError, match="is not a number"):
+        await cache.increment("value")
+    with pytest.raises(StorageOperationError, match="is not a number"):
+        await cache.increment("list")
+    with pytest.raises(StorageOperationError, match="is a list"):
+        await cache.get("list")
+    # Nothing was changed by the refused calls.
+    assert await cache.get("value") == "v"
+    assert await cache.get("counter") == 1
+    assert await cache.list_range("list", 0) == [1]
+    # set replaces a list, as upstream.
+    await cache.set("list", "now a value")
+    assert await cache.get("list") == "now a value"
+
+
+async def test_set_over_a_long_list_removes_it_in_batches(
+    cache: ConvexServerCache, stats: RawHttp
+) -> None:
+    await cache.list_push_many("l", range(70))
+    since = stats.next_seq()
+    await cache.set("l", "scalar")
+    assert await cache.get("l") == "scalar"
+    sets = cache_calls(stats, since, "set")
+    assert len(sets) == 3  # 25 + 25 + the last 20 items with the new value
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+async def test_concurrent_list_push_from_50_tasks(cache: ConvexServerCache) -> None:
+    tasks, per_task = 50, 20
+
+    async def pusher(task: int) -> None:
+        for seq in range(per_task):
+            await cache.list_push("stream", [task, seq])
+
+    async with anyio.create_task_group() as tg:
+        for task in range(tasks):
+            tg.start_soon(pusher, task)
+    items = await cache.list_range("stream", 0)
+    assert len(items) == tasks * per_task == await cache.list_length("stream")
+    assert sorted(map(tuple, items)) == [(t, s) for t in range(tasks) for s in range(per_task)]
+    for task in range(tasks):
+        assert [s for t, s in items if t == task] == list(range(per_task))
+
+
+async def test_concurrent_list_push_many_keeps_each_pushers_order(
+    cache: ConvexServerCache,
+) -> None:
+    tasks, per_task = 10, 60
+
+    async def pusher(task: int) -> None:
+        await cache.list_push_many("stream", [[task, seq] for seq in range(per_task)])
+
+    async with anyio.create_task_group() as tg:
+        for task in range(tasks):
+            tg.start_soon(pusher, task)
+    items = await cache.list_range("stream", 0)
+    assert len(items) == tasks * per_task
+    for task in range(tasks):
+        assert [s for t, s in items if t == task] == list(range(per_task))
+    # Each call's items are contiguous (chunks of 25, 25, 10): another pusher's items can only
+    # start at a chunk boundary.
+    for previous, current in itertools.pairwise(items):
+        if previous[0] != current[0]:
+            assert previous[1] in (24, 49, 59) and current[1] in (0, 25, 50), (previous, current)
+
+
+# -- clear -----------------------------------------------------------------------------------
+
+
+async def test_clear_removes_exactly_its_prefix(convex_deployment: Deployment, uid: str) -> None:
+    url, key = convex_deployment.url, convex_deployment.admin_key
+    names = [f"c{uid}:", f"c{uid}:x:", f"c{uid}"]
+    caches = [ConvexServerCache(url, key, key_prefix=name) for name in names]
+    try:
+        for c in caches:
+            await c.set("k", c.key_prefix)
+            await c.list_push_many("l", range(30))
+            await c.increment("n")
+        await caches[0].clear()
+        assert await caches[0].get("k") is None
+        assert await caches[0].list_length("l") == 0
+        assert await caches[0].increment("n") == 1
+        # "c<uid>:x:k" starts with "c<uid>:" but was stored under another prefix: kept.
+        for c in caches[1:]:
+            assert await c.get("k") == c.key_prefix
+            assert await c.list_range("l", 0) == list(range(30))
+    finally:
+        for c in caches:
+            await c.clear()
+            await c.close()
+
+
+async def test_clear_10000_items_across_50_keys(cache: ConvexServerCache, stats: RawHttp) -> None:
+    keys, per_key = 50, 200
+    since = stats.next_seq()
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for k in range(keys):
+            tg.start_soon(cache.list_push_many, f"l{k}", [f"{k}:{n}" for n in range(per_key)])
+    seeded = time.perf_counter() - started
+    pushes = cache_calls(stats, since, "listPushMany")
+    assert len(pushes) == keys * per_key // LIST_BOUND
+    # Every push wrote its key's row once, so the rest of each call's writes are list items.
+    assert sum(c["documentsWritten"] for c in pushes) == keys * per_key + len(pushes)
+
+    since = stats.next_seq()
+    started = time.perf_counter()
+    await cache.clear()
+    cleared = time.perf_counter() - started
+    calls = cache_calls(stats, since, "clear")
+    print(f"seeded {keys * per_key} items in {seeded:.2f}s; clear: {len(calls)} calls in ", end="")
+    print(f"{cleared:.2f}s, at most {max(c['documentsWritten'] for c in calls)} writes per call")
+    assert len(calls) <= 410
+    assert max(c["documentsWritten"] for c in calls) <= LIST_BOUND
+    # The 10,000 items, the 50 key rows, and a "deleted" mark on each list that spans calls.
+    assert keys * per_key + keys <= sum(c["documentsWritten"] for c in calls)
+    assert sum(c["documentsWritten"] for c in calls) <= keys * per_key + 2 * keys
+    for k in range(keys):
+        assert await cache.list_length(f"l{k}") == 0
+
+
+async def test_interrupted_clear_leaves_keys_whole_or_empty(cache: ConvexServerCache) -> None:
+    keys, per_key = 4, 60
+    for k in range(keys):
+        await cache.list_push_many(f"l{k}", range(per_key))
+    await cache.set("v", 1)
+    cache._max_calls = 3
+    with pytest.raises(BatchLimitError, match="consistent, resumable") as raised:
+        await cache.clear()
+    assert "call clear() again" in str(raised.value)
+    lengths = [await cache.list_length(f"l{k}") for k in range(keys)]
+    # A list that clear has started on reads as missing, never as a partial list.
+    assert set(lengths) == {0, per_key}, lengths
+    for k in range(keys):
+        assert await cache.list_range(f"l{k}", 0) in ([], list(range(per_key)))
+    cache._max_calls = 1000
+    await cache.clear()
+    assert [await cache.list_length(f"l{k}") for k in range(keys)] == [0] * keys
+    assert await cache.get("v") is None
+
+
+async def test_delete_past_the_call_bound_is_resumable(
+    cache: ConvexServerCache, stats: RawHttp
+) -> None:
+    await cache.list_push_many("l", range(90))
+    cache._max_calls = 2
+    with pytest.raises(BatchLimitError, match=r"call delete\(\) again"):
+        await cache.delete("l")  # 50 of 90 items removed
+    # One raw call: the key answers as empty while its remaining items are being removed.
+    answer = stats.storage({"op": "listLength", "key": f"{cache.key_prefix}l"}, function=CACHE)
+    assert answer == {"ok": True, "result": 0, "hasMore": True}
+    await cache.delete("l")  # the last 15 items: one more call
+    cache._max_calls = 1000
+    assert await cache.list_range("l", 0) == []
+    await cache.list_push("l", "again")
+    assert await cache.list_range("l", 0) == ["again"]
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+async def test_bad_input_is_refused_before_sending(
+    cache: ConvexServerCache, stats: RawHttp
+) -> None:
+    await cache.set("k", "original")
+    since = stats.next_seq()
+    for bad_key in (1, None, b"k", ("k",)):
+        with pytest.raises(ValidationError, match="cache keys are strings"):
+            await cache.get(bad_key)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            await cache.set(bad_key, 1)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            await cache.list_push(bad_key, 1)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            await cache.delete(bad_key)  # type: ignore[arg-type]
+    for bad_ttl in (-1, -0.001, math.nan, math.inf, True, "10"):
+        with pytest.raises(ValidationError, match="ttl"):
+            await cache.set("k", 1, ttl=bad_ttl)  # type: ignore[arg-type]
+    for bad_value in (math.nan, math.inf, 2**53, {1: "int key"}, {"s": {1, 2}}, object(), b"x"):
+        with pytest.raises(ValidationError):
+            await cache.set("k", bad_value)
+    with pytest.raises(ValidationError):
+        await cache.set("k", "\ud800")  # a lone surrogate is not UTF-8
+    with pytest.raises(ValidationError, match="values"):
+        await cache.list_push_many("l", "abc")
+    with pytest.raises(ValidationError):
+        await cache.list_push_many("l", [1, 2, math.nan])
+    for bad_index in (1.0, "0", None, True):
+        with pytest.raises(ValidationError):
+            await cache.list_range("l", bad_index)  # type: ignore[arg-type]
+    assert cache_calls(stats, since) == []  # nothing was sent
+    assert await cache.get("k") == "original"
+    assert await cache.list_length("l") == 0
+
+
+async def test_values_over_the_record_limit(cache: ConvexServerCache, stats: RawHttp) -> None:
+    overhead = len(cache.key_prefix) * 2 + len("big") + 200 + 2  # the check's estimate, quotes
+    fits = "x" * (MAX_ROW_BYTES - overhead)
+    await cache.set("big", fits)  # the largest value the check allows is accepted by Convex
+    assert await cache.get("big") == fits
+    since = stats.next_seq()
+    with pytest.raises(RecordTooLargeError, match="1,048,576-byte") as raised:
+        await cache.set("big", fits + "x")
+    assert raised.value.size == MAX_ROW_BYTES + 1
+    with pytest.raises(RecordTooLargeError):
+        await cache.list_push_many("l", ["small", "x" * MAX_ROW_BYTES, "small"])
+    with pytest.raises(RecordTooLargeError):
+        await cache.set("multibyte", "é" * (MAX_ROW_BYTES // 2))  # 2 bytes each in UTF-8
+    assert cache_calls(stats, since) == []
+    assert await cache.get("big") == fits
+    assert await cache.list_length("l") == 0
+
+
+async def test_configuration_is_checked(
+    convex_deployment: Deployment, monkeypatch: pytest.MonkeyPatch, uid: str
+) -> None:
+    url, key = convex_deployment.url, convex_deployment.admin_key
+    with pytest.raises(ConfigurationError, match="key_prefix is empty"):
+        ConvexServerCache(url, key, key_prefix="")
+    for ttl in (-1, math.nan, "300"):
+        with pytest.raises(ConfigurationError, match="ttl"):
+            ConvexServerCache(url, key, ttl=ttl)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="module/path:function"):
+        ConvexServerCache(url, key, cache_function="cache")
+    monkeypatch.delenv("CONVEX_URL", raising=False)
+    monkeypatch.delenv("CONVEX_ADMIN_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="CONVEX_URL"):
+        ConvexServerCache()
+    monkeypatch.setenv("CONVEX_URL", url)
+    monkeypatch.setenv("CONVEX_ADMIN_KEY", key)
+    async with ConvexServerCache(key_prefix=f"env{uid}:") as from_env:
+        await from_env.set("k", "from the environment")
+        assert await from_env.get("k") == "from the environment"
+        await from_env.clear()
+    async with ConvexServerCache(url, key, key_prefix="", allow_empty_key_prefix=True) as bare:
+        await bare.set(f"bare-{uid}", 1)  # stored as exactly this key, with prefix ""
+        assert await bare.get(f"bare-{uid}") == 1
+        await bare.delete(f"bare-{uid}")
+
+
+async def test_lifecycle_repr_and_close(convex_deployment: Deployment, prefix: str) -> None:
+    cache = ConvexServerCache(convex_deployment.url, convex_deployment.admin_key, key_prefix=prefix)
+    assert convex_deployment.admin_key not in repr(cache)
+    assert prefix in repr(cache) and "open" in repr(cache)
+    await cache.set("k", 1)
+    await cache.close()
+    assert cache.closed and "closed" in repr(cache)
+    with pytest.raises(ConfigurationError, match="closed"):
+        await cache.get("k")
+    await cache.aclose()  # closing twice is fine
+
+    leaked = ConvexServerCache(convex_deployment.url, convex_deployment.admin_key)
+    with pytest.warns(ResourceWarning, match="never closed"):
+        del leaked
+        gc.collect()
+
+
+async def test_stock_handler_is_refused(stock_deployment: Deployment, prefix: str) -> None:
+    async with ConvexServerCache(
+        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix
+    ) as cache:
+        with pytest.raises(ConfigurationError, match="stock @mastra/convex"):
+            await cache.set("k", 1)
+
+
+# -- the handler's own checks, for any client ------------------------------------------------
+
+
+def test_handler_refuses_bad_requests(stats: RawHttp, prefix: str) -> None:
+    def call(**request: Any) -> dict[str, Any]:
+        result: dict[str, Any] = stats.storage(request, function=CACHE)
+        return result
+
+    base = {"key": f"{prefix}k", "keyPrefix": prefix}
+    bad_json = call(op="set", **base, value="{not json", json=True)
+    assert bad_json["ok"] is False and "not valid JSON" in bad_json["error"]
+    not_text = call(op="listPushMany", **base, values=[{"a": 1}], json=True)
+    assert not_text["ok"] is False and "JSON text" in not_text["error"]
+    too_many = call(op="listPushMany", **base, values=list(range(26)))
+    assert too_many["ok"] is False and "at most 25" in too_many["error"]
+    assert call(op="listFromTo", key=base["key"], **{"from": 0}, to=-1, maxItems=26)["ok"] is False
+    assert call(op="get", key=base["key"], strict="yes")["ok"] is False
+    assert call(op="get", key=base["key"])["result"] is None  # nothing was written
+    info = call(op="info")["result"]
+    assert info["limits"]["listItemsPerCall"] == LIST_BOUND
+    assert "listPushMany" in info["ops"]

@@ -7,6 +7,7 @@ import warnings
 from types import TracebackType
 
 from ._dispatch import Dispatcher, HandlerInfo
+from ._domains.documents import Documents
 from ._domains.messages import Messages
 from ._domains.resources import Resources
 from ._domains.scorers import Scorers
@@ -104,6 +105,8 @@ class ConvexStore:
         """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
         self.scorers = Scorers(self._dispatcher)
         """Evaluation scores: save, get, list by scorer, run, entity or span."""
+        self.documents = Documents(self._dispatcher)
+        """Records of untyped logical tables: insert, get, query, patch, delete, clear."""
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -1,4 +1,5 @@
-"""Command line: ``dev`` runs the local dev deployment, ``doctor`` checks a deployment."""
+"""Command line: ``dev`` runs the local dev deployment, ``doctor`` checks a deployment, ``demo``
+runs a scripted agent conversation on a local deployment."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ from ._errors import ConfigurationError, ConvexMastraError
 from .local import LocalDeployment
 
 DEFAULT_DATA_DIR = Path(".convex-mastra") / "dev"
+DEMO_DATA_DIR = Path(".convex-mastra") / "demo"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    anyio.run(run_demo, args.data_dir)
+    return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -86,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--url", default=None, help="deployment URL (default: CONVEX_URL)")
     doctor.add_argument("--admin-key", default=None, help="admin key (default: CONVEX_ADMIN_KEY)")
     doctor.set_defaults(run=_doctor)
+    demo = commands.add_parser(
+        "demo", help="run a scripted agent conversation on a local deployment"
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEMO_DATA_DIR,
+        help=f"where the demo's data lives (default: {DEMO_DATA_DIR}; delete it to start over)",
+    )
+    demo.set_defaults(run=_demo)
     return parser
 
 

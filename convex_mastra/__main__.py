@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -15,10 +16,23 @@ import anyio
 
 from ._doctor import diagnose
 from ._errors import ConfigurationError, ConvexMastraError
-from .local import LocalDeployment
+from .local import LocalDeployment, functions_dir
 
 DEFAULT_DATA_DIR = Path(".convex-mastra") / "dev"
 DEMO_DATA_DIR = Path(".convex-mastra") / "demo"
+
+
+def _functions(args: argparse.Namespace) -> int:
+    source = functions_dir() / "mastra"
+    target = args.convex_dir / "mastra"
+    if target.exists() and not args.force:
+        raise ConfigurationError(f"{target} exists; pass --force to replace it")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("node_modules"))
+    print(f"copied the convex-mastra server functions to {target}")
+    print("next: add `...mastraTables` from ./mastra/tables to your convex/schema.ts, then run")
+    print("      `npx convex deploy` (see convex/README.md in the convex-mastra repository)")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -105,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the demo's data lives (default: {DEMO_DATA_DIR}; delete it to start over)",
     )
     demo.set_defaults(run=_demo)
+    functions = commands.add_parser(
+        "functions", help="copy the server functions into your Convex project's convex/ folder"
+    )
+    functions.add_argument("convex_dir", type=Path, help="your project's convex/ folder")
+    functions.add_argument("--force", action="store_true", help="replace an existing mastra/")
+    functions.set_defaults(run=_functions)
     return parser
 
 

@@ -270,8 +270,7 @@ class ConvexServerCache:
                 first, last = int(reply.answer["next"]), int(reply.answer["to"])
         raise BatchLimitError(
             f"list_range({key!r}, {start}, {stop}) read {len(values):,} items in "
-            f"{self._max_calls:,} calls and the range goes on; read it in smaller ranges. Nothing "
-            "was changed."
+            f"{self._max_calls:,} calls and the range goes on; read it in smaller ranges."
         )
 
     # -- the whole cache ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_arg, json_text, parse_time, to_iso
+from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_arg, parse_time, to_iso
 from .._errors import RecordTooLargeError, ValidationError
 from .._models import Page, Score, coerce
 from .._paging import IndexQuery, check_paging
@@ -19,10 +19,8 @@ __all__ = ["Scorers"]
 
 TABLE = "mastra_scorers"
 
-JSON_COLUMNS = (
+RECORD_COLUMNS = (
     "scorer",
-    "input",
-    "output",
     "entity",
     "metadata",
     "preprocessStepResult",
@@ -31,36 +29,45 @@ JSON_COLUMNS = (
     "additionalContext",
     "requestContext",
 )
-"""Free-form columns: stored as they are when Convex accepts them, else as JSON text."""
-REQUIRED_JSON = ("scorer", "input", "output")
+"""Free-form object columns: stored as they are when Convex accepts them, else as JSON text
+(unambiguous: a string is never a valid value here)."""
+VALUE_COLUMNS = ("input", "output")
+"""Free-form columns of any JSON value, strings included: stored as they are when Convex accepts
+them, else wrapped as ``{JSON_MARKER: <JSON text>}``, so a string always reads back as itself."""
+JSON_MARKER = "__convex_mastra_json__"
+REQUIRED_VALUES = ("scorer", "input", "output")
 """Free-form columns the table requires (null when there is no value)."""
 
 
-def _parses_as_json(text: str) -> bool:
-    try:
-        orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return False
-    return True
+def _is_marker(value: Any) -> bool:
+    return isinstance(value, dict) and list(value) == [JSON_MARKER]
 
 
-def json_column(value: Any, field: str) -> Any:
-    """A free-form value as stored: itself when Convex accepts it, else its JSON text.
+def encode_value(value: Any, field: str) -> Any:
+    """An input or output value as stored (see VALUE_COLUMNS)."""
+    stored = json_arg(value, field)
+    if (isinstance(stored, str) and not isinstance(value, str)) or _is_marker(value):
+        # A payload that is itself marker-shaped is wrapped too, so it reads back unchanged.
+        return {JSON_MARKER: orjson.dumps(value).decode()}
+    return stored
 
-    Readers parse text in these columns as JSON when it parses, so a string value that is
-    itself valid JSON (``"42"``, ``"{}"``) is stored as JSON text of the string.
-    """
-    if isinstance(value, str):
-        return json_text(value, field) if _parses_as_json(value) else value
-    return json_arg(value, field)
+
+def decode_value(stored: Any) -> Any:
+    """A stored input or output value."""
+    if _is_marker(stored) and isinstance(stored[JSON_MARKER], str):
+        return decode_json(stored[JSON_MARKER])
+    return stored if isinstance(stored, str) else decode_json(stored)
 
 
 def score_from_row(row: Mapping[str, Any]) -> Score:
     """A stored score row as a Score."""
     fields = strip_system(row)
-    for column in JSON_COLUMNS:
+    for column in RECORD_COLUMNS:
         if column in fields:
             fields[column] = decode_json(fields[column])
+    for column in VALUE_COLUMNS:
+        if column in fields:
+            fields[column] = decode_value(fields[column])
     return Score.model_validate(fields)
 
 
@@ -79,8 +86,12 @@ def score_record(score: Score, *, clear_missing: bool) -> dict[str, Any]:
         if key in ("createdAt", "updatedAt"):
             record[key] = to_iso(value)
         elif value is not None:
-            record[key] = json_column(value, f"score.{key}") if key in JSON_COLUMNS else value
-        elif key in REQUIRED_JSON or clear_missing:
+            if key in RECORD_COLUMNS:
+                value = json_arg(value, f"score.{key}")
+            elif key in VALUE_COLUMNS:
+                value = encode_value(value, f"score.{key}")
+            record[key] = value
+        elif key in REQUIRED_VALUES or clear_missing:
             record[key] = None
     size = sum(len(key) + len(orjson.dumps(value)) for key, value in record.items())
     if size > MAX_DOCUMENT_BYTES:

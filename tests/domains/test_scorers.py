@@ -132,10 +132,25 @@ async def test_payload_keys_convex_rejects_round_trip_exactly(
 
 
 async def test_strings_that_look_like_json_stay_strings(any_store: ConvexStore, uid: str) -> None:
-    for value in ("42", '{"a": 1}', "null", "true", "plain text", ""):
+    for value in ("42", '{"a": 1}', '["$x"]', '"quoted"', "null", "true", "plain text", ""):
         saved = await any_store.scorers.save(score(uid, input=value, output=value))
         got = await any_store.scorers.get(saved.id)
         assert got is not None and got.input == value and got.output == value, value
+
+
+async def test_values_shaped_like_the_storage_wrapper_round_trip(
+    any_store: ConvexStore, uid: str
+) -> None:
+    # input/output values Convex cannot hold are stored wrapped in a one-key object; a payload
+    # that already has that shape is wrapped as well, so it is never mistaken for a wrapper.
+    for value in (
+        {"__convex_mastra_json__": '{"a": 1}'},
+        {"__convex_mastra_json__": {"$nested": True}},
+        [{"__convex_mastra_json__": "inner is plain data"}],
+    ):
+        saved = await any_store.scorers.save(score(uid, output=value, input=[value]))
+        got = await any_store.scorers.get(saved.id)
+        assert got is not None and got.output == value and got.input == [value], value
 
 
 async def test_a_score_over_1_mib_is_refused_before_anything_is_written(

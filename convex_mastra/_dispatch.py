@@ -208,12 +208,13 @@ class Dispatcher:
         except StorageOperationError as exc:
             if "unsupported operation info" not in str(exc).lower():
                 raise
-            logger.warning(
-                "%s is the stock @mastra/convex handler (a public mutation; lists read at most "
-                "10,000 rows per call). Deploy convex-mastra's functions for admin-only access, "
-                "indexed paging and exact totals.",
-                self.function,
-            )
+            if self._probe_table is not None:  # a storage handler: listings are capped
+                logger.warning(
+                    "%s is the stock @mastra/convex handler (a public mutation; lists read at "
+                    "most 10,000 rows per call). Deploy convex-mastra's functions for admin-only "
+                    "access, indexed paging and exact totals.",
+                    self.function,
+                )
             return STOCK_HANDLER
         except FunctionError as exc:
             raise FunctionError(

@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from ._codec import json_text
 from ._dispatch import MAX_CALLS, Dispatcher
 from ._errors import (
     BatchLimitError,
@@ -51,8 +52,6 @@ _ROW_OVERHEAD = 200
 # Convex's 16 MiB per-call limits even when every item is close to 1 MiB.
 _PUSH_BYTES = 4 * 1024 * 1024
 
-_MAX_SAFE_INTEGER = 2**53 - 1
-_MAX_DEPTH = 200  # orjson and JavaScript's JSON.parse both have recursion limits
 
 _DEFAULT_MAX_CONCURRENCY = 16
 
@@ -338,19 +337,13 @@ class ConvexServerCache:
         return _epoch_ms(now) + max(1, round(seconds * 1000))
 
     def _encode(self, value: Any, full_key: str, field: str) -> str:
-        problem = _json_problem(value, field, 0)
-        if problem:
-            raise ValidationError(problem, field=field)
-        try:
-            text = orjson.dumps(value).decode()
-            size = (
-                len(text.encode())
-                + len(full_key.encode())
-                + len(self.key_prefix.encode())
-                + _ROW_OVERHEAD
-            )
-        except (orjson.JSONEncodeError, UnicodeEncodeError) as exc:
-            raise ValidationError(f"{field} cannot be stored: {exc}", field=field) from None
+        text = json_text(value, field)
+        size = (
+            len(text.encode())
+            + len(full_key.encode())
+            + len(self.key_prefix.encode())
+            + _ROW_OVERHEAD
+        )
         if size > MAX_ROW_BYTES:
             raise RecordTooLargeError(full_key, size, MAX_ROW_BYTES)
         return text
@@ -431,37 +424,3 @@ def _decode(text: Any) -> Any:
             "convex/mastra/ from this convex-mastra version"
         )
     return orjson.loads(text)
-
-
-def _json_problem(value: Any, path: str, depth: int) -> str | None:
-    """Why ``value`` is not JSON that JavaScript reads back unchanged, or None."""
-    if value is None or isinstance(value, str | bool):
-        return None
-    if isinstance(value, int):
-        if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
-            return None
-        return (
-            f"{path}: integer {value} is outside +-(2**53 - 1), which JavaScript cannot hold "
-            "exactly; store it as a string"
-        )
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path}: {value} is not a JSON number"
-    if depth >= _MAX_DEPTH:
-        return f"{path}: nested deeper than {_MAX_DEPTH} levels"
-    if isinstance(value, Mapping):
-        for name, item in value.items():
-            if not isinstance(name, str):
-                return f"{path}: key {name!r} is not a string"
-            problem = _json_problem(item, f"{path}.{name}", depth + 1)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            problem = _json_problem(item, f"{path}[{i}]", depth + 1)
-            if problem:
-                return problem
-        return None
-    return (
-        f"{path}: {type(value).__name__} is not JSON (use str, int, float, bool, None, list, dict)"
-    )

@@ -85,8 +85,10 @@ def check_json(value: Any, field: str) -> None:
 
 
 def _json_problem(value: Any, path: str, depth: int) -> str | None:
-    if value is None or isinstance(value, (str, bool)):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        return None if _valid_unicode(value) else f"{path}: text holds an unpaired surrogate"
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return None
@@ -102,6 +104,8 @@ def _json_problem(value: Any, path: str, depth: int) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{path}: key {key!r} is not a string"
+            if not _valid_unicode(key):
+                return f"{path}: a key holds an unpaired surrogate"
             problem = _json_problem(item, f"{path}.{key}", depth + 1)
             if problem:
                 return problem
@@ -115,6 +119,15 @@ def _json_problem(value: Any, path: str, depth: int) -> str | None:
     return (
         f"{path}: {type(value).__name__} is not JSON (use str, int, float, bool, None, list, dict)"
     )
+
+
+def _valid_unicode(text: str) -> bool:
+    # Convex, orjson and JavaScript's JSON all need valid Unicode: no unpaired surrogates.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_text(value: Any, field: str) -> str:

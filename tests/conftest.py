@@ -117,13 +117,18 @@ class RawHttp:
         return int(response.json()["nextSeq"])
 
 
-def import_rows(deployment: Deployment, table: str, rows: list[dict[str, Any]]) -> None:
-    """Seed rows straight into a local deployment's table (``POST /_local/import``), fast."""
+def import_rows(
+    deployment: Deployment, table: str, rows: list[dict[str, Any]], *, chunk: int = 8000
+) -> None:
+    """Seed rows straight into a local deployment's table (``POST /_local/import``), fast.
+
+    Each request is one transaction: keep ``chunk`` rows under Convex's 16 MiB write limit.
+    """
     session = requests.Session()
-    for start in range(0, len(rows), 8000):
+    for start in range(0, len(rows), chunk):
         response = session.post(
             f"{deployment.url}/_local/import",
-            data=orjson.dumps({"table": table, "documents": rows[start : start + 8000]}),
+            data=orjson.dumps({"table": table, "documents": rows[start : start + chunk]}),
             headers={
                 "Authorization": f"Convex {deployment.admin_key}",
                 "Content-Type": "application/json",

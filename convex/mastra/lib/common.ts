@@ -1,6 +1,6 @@
 // Shared types and small helpers for the storage and cache handlers.
 import type { GenericDataModel, GenericMutationCtx, GenericQueryCtx } from "convex/server";
-import type { GenericId, Value } from "convex/values";
+import { type GenericId, type Value, getDocumentSize } from "convex/values";
 
 export type Ctx = GenericMutationCtx<GenericDataModel>;
 export type ReadCtx = GenericQueryCtx<GenericDataModel>;
@@ -121,6 +121,31 @@ export async function mapChunked<T, R>(
     out.push(...(await Promise.all(items.slice(i, i + chunkSize).map(fn))));
   }
   return out;
+}
+
+/** Bytes one call reads in bulk: half of Convex's 16 MiB, leaving room for the rest of it. */
+export const READ_BUDGET = 8 * 1024 * 1024;
+/** For reads of rows the same call then deletes: a delete reads its row again. */
+export const DELETE_BUDGET = 4 * 1024 * 1024;
+
+/**
+ * Up to `n` documents of `query`, fewer once `budget` bytes were read (rows can be up
+ * to 1 MiB each, so a row count alone cannot keep a call under Convex's read limit).
+ * `next` is the first document not returned, or null when the query is exhausted.
+ */
+export async function takeWithin(
+  query: AsyncIterable<unknown>,
+  n: number,
+  budget = READ_BUDGET,
+): Promise<{ docs: Doc[]; next: Doc | null }> {
+  const docs: Doc[] = [];
+  let bytes = 0;
+  for await (const doc of query) {
+    if (docs.length >= n || bytes >= budget) return { docs, next: doc as Doc };
+    docs.push(doc as Doc);
+    bytes += getDocumentSize(doc as Record<string, Value>);
+  }
+  return { docs, next: null };
 }
 
 /** Drop the system fields so a document body can be rewritten. */

@@ -14,7 +14,7 @@
 //     when the scan reaches them, so the result is exact when it finishes.
 // A table without a "#state" row is READY when it is empty, else STALE.
 import type { Value } from "convex/values";
-import { type Ctx, type Doc, type ReadCtx, RequestError, bodyOf } from "./common";
+import { type Ctx, type Doc, type ReadCtx, RequestError, bodyOf, takeWithin } from "./common";
 import { hasDerived, withDerived } from "./derived";
 import { byIndex } from "./tables";
 
@@ -220,15 +220,17 @@ export async function rebuildStep(
     return { hasMore: true, state: "scanning", scanned: 0 };
   }
   // Scanning: count the next batch of rows after the scan position.
-  const docs = (await ctx.db
-    .query(table)
-    .withIndex("by_creation_time", (q) => q.gt("_creationTime", status.scanPosition))
-    .take(batchSize + 1)) as Doc[];
-  let batch = docs.slice(0, batchSize);
-  const more = docs.length > batchSize;
-  if (more) {
+  const { docs, next } = await takeWithin(
+    ctx.db
+      .query(table)
+      .withIndex("by_creation_time", (q) => q.gt("_creationTime", status.scanPosition)),
+    batchSize,
+  );
+  let batch = docs;
+  const more = next !== null;
+  if (next !== null) {
     // Never split rows that share a _creationTime across two steps.
-    const boundary = docs[batchSize]!._creationTime;
+    const boundary = next._creationTime;
     batch = batch.filter((doc) => doc._creationTime < boundary);
     if (batch.length === 0) {
       throw new RequestError(

@@ -17,6 +17,8 @@ import {
   readInt,
   readObject,
   readStringArray,
+  takeWithin,
+  DELETE_BUDGET,
 } from "./common";
 import { checkDocument, decodeRecord, encodeJson } from "./encoding";
 import {
@@ -178,12 +180,12 @@ export async function documentsOp(
     case "clearTable":
     case "dropTable": {
       const batch = readInt(req, "batchSize", DEFAULT_BATCH, 1, MAX_BATCH);
-      const docs = (await tableRows(ctx, table).take(batch + 1)) as Doc[];
+      const { docs, next } = await takeWithin(tableRows(ctx, table), batch, DELETE_BUDGET);
       await applyPlans(
         w,
-        docs.slice(0, batch).map((doc) => ({ table: DOCUMENTS, existing: doc, body: null })),
+        docs.map((doc) => ({ table: DOCUMENTS, existing: doc, body: null })),
       );
-      return ok(undefined, { hasMore: docs.length > batch });
+      return ok(undefined, { hasMore: next !== null });
     }
 
     default:

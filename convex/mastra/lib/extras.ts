@@ -11,6 +11,7 @@ import {
   readArray,
   readInt,
   readString,
+  READ_BUDGET,
 } from "./common";
 import { COUNTED_GROUPS, countedGroupFor, readCount, rebuildStep } from "./counters";
 import { decodeJsonObject } from "./encoding";
@@ -113,7 +114,11 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
   const filters = readFilters(op, req.filters);
   const query = withEquality(indexQuery(ctx, op, table, req).order(readOrder(op, req)), filters);
   // One paginate call reads the skipped rows and the page; only the page travels back.
-  const page = await query.paginate({ cursor, numItems: skip + numItems });
+  const page = await query.paginate({
+    cursor,
+    numItems: skip + numItems,
+    maximumBytesRead: READ_BUDGET,
+  });
   return ok({
     page: page.page.slice(skip),
     skipped: Math.min(skip, page.page.length),
@@ -178,7 +183,7 @@ export async function scan(ctx: Ctx, req: Request): Promise<Response> {
   const filters = readFilters(op, req.filters);
   const match = readMatch(op, req.match);
   const query = withEquality(indexQuery(ctx, op, table, req).order(readOrder(op, req)), filters);
-  const batch = await query.paginate({ cursor, numItems });
+  const batch = await query.paginate({ cursor, numItems, maximumBytesRead: READ_BUDGET });
   const hits = match ? (batch.page as Doc[]).filter((doc) => matches(doc, match)) : batch.page;
   return ok({
     page: hits.slice(skip, skip + take),

@@ -19,6 +19,8 @@ import {
   readOptionalString,
   readString,
   readStringArray,
+  takeWithin,
+  DELETE_BUDGET,
 } from "./common";
 import { decodeJsonObject } from "./encoding";
 import { byIndex, findById } from "./tables";
@@ -206,24 +208,22 @@ export async function deleteMessages(ctx: Ctx, w: Writer, req: Request): Promise
 
 /**
  * deleteThread {threadId, batchSize?}: delete up to batchSize messages of the
- * thread; once none remain the thread row goes in the same call. `hasMore`
+ * thread (fewer when they are big: reads stay within DELETE_BUDGET); once none
+ * remain the thread row goes in the same call. `hasMore`
  * says to call again.
  */
 export async function deleteThread(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
   const threadId = readString(req, "threadId");
   const batch = readInt(req, "batchSize", 100, 1, MAX_BATCH);
-  const messages = (await byIndex(ctx, MESSAGES, "by_thread", [["thread_id", threadId]]).take(
-    batch + 1,
-  )) as Doc[];
-  const hasMore = messages.length > batch;
-  const plans: Plan[] = messages
-    .slice(0, batch)
-    .map((doc) => ({ table: MESSAGES, existing: doc, body: null }));
+  const { docs: messages, next } = await takeWithin(
+    byIndex(ctx, MESSAGES, "by_thread", [["thread_id", threadId]]),
+    batch,
+    DELETE_BUDGET,
+  );
+  const hasMore = next !== null;
+  const plans: Plan[] = messages.map((doc) => ({ table: MESSAGES, existing: doc, body: null }));
   const thread = hasMore ? null : await findById(ctx, THREADS, threadId);
   if (thread) plans.push({ table: THREADS, existing: thread, body: null });
   await applyPlans(w, plans);
-  return ok(
-    { deletedMessages: Math.min(messages.length, batch), threadDeleted: thread !== null },
-    { hasMore },
-  );
+  return ok({ deletedMessages: messages.length, threadDeleted: thread !== null }, { hasMore });
 }

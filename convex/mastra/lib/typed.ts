@@ -20,6 +20,8 @@ import {
   readInt,
   readObject,
   readStringArray,
+  takeWithin,
+  DELETE_BUDGET,
 } from "./common";
 import { withDerived } from "./derived";
 import { checkDocument, decodeRecord, dropNullOptionals, encodeJson } from "./encoding";
@@ -277,11 +279,9 @@ export async function typedOp(ctx: Ctx, w: Writer, table: string, req: Request):
     case "clearTable":
     case "dropTable": {
       const batch = readInt(req, "batchSize", DEFAULT_BATCH, 1, MAX_BATCH);
-      const docs = (await ctx.db.query(table).take(batch + 1)) as Doc[];
-      let hasMore = docs.length > batch;
-      const plans: Plan[] = docs
-        .slice(0, batch)
-        .map((doc) => ({ table, existing: doc, body: null }));
+      const { docs, next } = await takeWithin(ctx.db.query(table), batch, DELETE_BUDGET);
+      let hasMore = next !== null;
+      const plans: Plan[] = docs.map((doc) => ({ table, existing: doc, body: null }));
       if (isTasks && !hasMore && plans.length < batch) {
         const room = batch - plans.length;
         const legacy = (await ctx.db

@@ -4,6 +4,7 @@ runs a scripted agent conversation on a local deployment."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import signal
@@ -78,7 +79,9 @@ def _doctor(args: argparse.Namespace) -> int:
             "doctor needs a deployment: set CONVEX_URL and CONVEX_ADMIN_KEY or pass --url and "
             "--admin-key (for a local one, run `python -m convex_mastra dev` first)"
         )
-    checks = anyio.run(diagnose, url, key)
+    checks = anyio.run(
+        functools.partial(diagnose, url, key, allow_insecure_http=args.allow_insecure_http)
+    )
     for check in checks:
         print(f"[{_MARKS[check.status]}] {check.name:<17} {check.detail}")
         if check.fix and check.status != "ok":
@@ -108,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check a deployment and say what to fix")
     doctor.add_argument("--url", default=None, help="deployment URL (default: CONVEX_URL)")
     doctor.add_argument("--admin-key", default=None, help="admin key (default: CONVEX_ADMIN_KEY)")
+    doctor.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow an http:// URL to a non-loopback host (sends the admin key unencrypted)",
+    )
     doctor.set_defaults(run=_doctor)
     demo = commands.add_parser(
         "demo", help="run a scripted agent conversation on a local deployment"

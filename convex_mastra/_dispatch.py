@@ -149,7 +149,7 @@ class Dispatcher:
                     _unquote(too_large["id"]), int(too_large["size"]), MAX_DOCUMENT_BYTES
                 )
             error = NotFoundError if "not found" in message.lower() else StorageOperationError
-            raise error(f"{op} on {table or 'cache'} failed: {message}", op=op, table=table)
+            raise error(f"{op} on {table or self.function} failed: {message}", op=op, table=table)
         return Reply(
             result=answer.get("result"), has_more=bool(answer.get("hasMore")), answer=answer
         )
@@ -173,8 +173,8 @@ class Dispatcher:
             if not reply.has_more:
                 return results
         raise BatchLimitError(
-            f"{op} on {table or 'cache'} still had more to do after {max_calls} calls. Every call "
-            "left the data consistent; call the operation again to continue."
+            f"{op} on {table or self.function} still had more to do after {max_calls} calls. "
+            "Every call left the data consistent; call the operation again to continue."
         )
 
     async def info(self) -> HandlerInfo:

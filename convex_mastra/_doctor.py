@@ -56,10 +56,13 @@ async def diagnose(
     storage_function: str = "mastra/storage:handle",
     cache_function: str = "mastra/cache:handle",
     timeout: float = 15.0,
+    allow_insecure_http: bool = False,
 ) -> list[Check]:
     """Check reachability, the admin key, our functions and their version, and the schema."""
+    # Like the store: the admin key never goes over plain http to a non-loopback host unless
+    # the caller opts in (a ConfigurationError saying so is raised before any call).
     transport = Transport(
-        url, admin_key=admin_key, request_timeout=timeout, allow_insecure_http=True
+        url, admin_key=admin_key, request_timeout=timeout, allow_insecure_http=allow_insecure_http
     )
     checks: list[Check] = []
     try:

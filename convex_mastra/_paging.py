@@ -103,6 +103,7 @@ class Rows:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
+        self._warned_stale: set[str] = set()  # tables already named in a warning
 
     async def _indexed(self) -> bool:
         return (await self._dispatcher.info()).supports("pageByIndex")
@@ -117,11 +118,13 @@ class Rows:
             except StorageOperationError as exc:
                 if "rebuildCounters" not in str(exc):
                     raise
-                logger.warning(
-                    "counters of %s are stale (rows written before counting started); counting "
-                    "by scanning. store.rebuild_counters() makes totals cheap again.",
-                    query.table,
-                )
+                if query.table not in self._warned_stale:
+                    self._warned_stale.add(query.table)
+                    logger.warning(
+                        "counters of %s are stale (rows written before counting started); "
+                        "counting by scanning. store.rebuild_counters() makes totals cheap again.",
+                        query.table,
+                    )
         total = 0
         async for reply in self._scans(query, descending=False, skip=0, take=0):
             total += int(reply["matched"])

@@ -126,17 +126,20 @@ class ConvexStore:
         """Which storage handler the deployment runs (ours or stock @mastra/convex)."""
         return await self._dispatcher.info()
 
-    async def rebuild_counters(self) -> None:
+    async def rebuild_counters(self, *, force: bool = False) -> None:
         """Recount rows for exact, cheap totals, in bounded batches.
 
         Needed once after rows were written without counting (by the stock @mastra/convex
         handler, or imported); until then totals fall back to counting scans. Writes made
-        while it runs are counted correctly.
+        while it runs are counted correctly. ``force`` recounts tables whose counters are
+        already trusted (after deploying a handler version that counts new groups).
         """
         if (await self._dispatcher.info()).is_stock:
             raise ConfigurationError("the stock @mastra/convex handler keeps no counters")
         for table in COUNTED_TABLES:
-            await self._dispatcher.drain("rebuildCounters", table, batchSize=1000)
+            await self._dispatcher.drain(
+                "rebuildCounters", table, batchSize=1000, force=force or None
+            )
 
     async def close(self) -> None:
         """Release connections. Calls after close raise ConfigurationError."""

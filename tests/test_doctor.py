@@ -72,3 +72,16 @@ def test_missing_configuration_is_explained(monkeypatch: pytest.MonkeyPatch) -> 
     )
     assert result.returncode == 1
     assert "CONVEX_URL" in result.stderr
+
+
+def test_the_admin_key_is_not_sent_over_plain_http_to_a_remote_host() -> None:
+    url, key = "http://192.0.2.1:3210", "prod|secret-admin-key"
+    proc = subprocess.run(
+        [sys.executable, "-m", "convex_mastra", "doctor", "--url", url, "--admin-key", key],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "allow_insecure_http" in proc.stderr or "--allow-insecure-http" in proc.stderr
+    assert "secret-admin-key" not in proc.stderr + proc.stdout

@@ -1,6 +1,7 @@
 // Transactional row counts in `mastra_counters`.
 //
-// Rows: (table, "*") counts the whole table; (table, '{"thread_id":"t1"}')
+// Rows: (table, "*") counts the whole table (not for messages, see
+// COUNTS_ALL_ROWS); (table, '{"thread_id":"t1"}')
 // counts one group (JSON object of the grouped field values, fields in the
 // order listed below); (table, "#state") and (table, "#scan") track whether
 // the counts can be trusted:
@@ -42,6 +43,17 @@ export const COUNTED_GROUPS: Record<string, readonly (readonly string[])[]> = {
 };
 
 export const ALL_ROWS = "*";
+
+// Tables whose total row count is kept. Every write to a table touches its "*" row, so on a
+// real deployment all writes to it would contend for that one document. Messages are only
+// ever listed per thread or resource, so they keep no table total: message writes then
+// contend only within their own thread and resource.
+const COUNTS_ALL_ROWS = new Set([
+  "mastra_threads",
+  "mastra_resources",
+  "mastra_workflow_snapshots",
+  "mastra_scorers",
+]);
 const STATE_ROW = "#state";
 const SCAN_ROW = "#scan";
 
@@ -67,7 +79,7 @@ export function groupKey(fields: readonly string[], doc: Record<string, unknown>
 
 /** Every counter row a document contributes to. */
 export function groupsOf(table: string, doc: Record<string, unknown>): string[] {
-  const keys = [ALL_ROWS];
+  const keys = COUNTS_ALL_ROWS.has(table) ? [ALL_ROWS] : [];
   for (const fields of COUNTED_GROUPS[table] ?? []) {
     const key = groupKey(fields, doc);
     if (key !== null) keys.push(key);
@@ -143,7 +155,10 @@ export async function applyDeltas(ctx: Ctx, table: string, deltas: Map<string, n
 
 /** Resolve `eq` to a counted group of `table`; throws when it is not counted. */
 export function countedGroupFor(table: string, eq: { field: string; value: Value }[]): string {
-  if (eq.length === 0) return ALL_ROWS;
+  if (eq.length === 0) {
+    if (COUNTS_ALL_ROWS.has(table)) return ALL_ROWS;
+    throw new RequestError(`count: ${table} keeps no total; count a group instead`);
+  }
   const wanted = [...eq.map((clause) => clause.field)].sort();
   for (const fields of COUNTED_GROUPS[table] ?? []) {
     if (fields.length === wanted.length && [...fields].sort().every((f, i) => f === wanted[i])) {

@@ -13,9 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import Any, TypeGuard
 
 import orjson
@@ -29,6 +27,7 @@ from ._errors import (
     RecordTooLargeError,
     ValidationError,
 )
+from ._lifecycle import Closable
 from ._transport import Transport
 
 __all__ = ["ConvexServerCache"]
@@ -56,7 +55,7 @@ _PUSH_BYTES = 4 * 1024 * 1024
 _DEFAULT_MAX_CONCURRENCY = 16
 
 
-class ConvexServerCache:
+class ConvexServerCache(Closable):
     """Mastra's server cache on a Convex deployment, compatible with @mastra/convex's.
 
     Use ``async with ConvexServerCache(...) as cache:`` or ``await cache.close()`` when done.
@@ -70,6 +69,8 @@ class ConvexServerCache:
     expiry on both sides, for tests that move time. An empty ``key_prefix`` needs
     ``allow_empty_key_prefix=True``.
     """
+
+    _close_hint = "cache.close()"
 
     def __init__(
         self,
@@ -142,11 +143,6 @@ class ConvexServerCache:
     def url(self) -> str:
         """The deployment URL."""
         return self._transport.url
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._transport.closed
 
     # -- scalar values -----------------------------------------------------------------------
 
@@ -281,32 +277,6 @@ class ConvexServerCache:
         batches of at most 25 documents per call; a list being removed reads as missing.
         """
         await self._settle("clear", "clear", None, keyPrefix=self.key_prefix)
-
-    async def close(self) -> None:
-        """Release connections. Calls after close raise ConfigurationError."""
-        await self._transport.aclose()
-
-    aclose = close
-
-    async def __aenter__(self) -> ConvexServerCache:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __del__(self) -> None:
-        transport = getattr(self, "_transport", None)
-        if transport is not None and not transport.closed:
-            warnings.warn(
-                f"{self!r} was never closed; use `async with` or `await cache.close()`",
-                ResourceWarning,
-                stacklevel=2,
-            )
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -15,17 +15,20 @@ count, a window at an offset, or an iteration. ``Rows`` works against both handl
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ._codec import decode_json
 from ._dispatch import MAX_CALLS, Dispatcher
 from ._errors import BatchLimitError, StorageOperationError, ValidationError
+from ._models import Page
 
 __all__ = ["IndexQuery", "Match", "Rows", "check_paging"]
 
 logger = logging.getLogger("convex_mastra.paging")
+
+T = TypeVar("T")
 
 MAX_SCAN = 4000
 """Rows one pageByIndex or scan call may read (the handler's ``limits.scanRows``)."""
@@ -129,6 +132,30 @@ class Rows:
         async for reply in self._scans(query, descending=False, skip=0, take=0):
             total += int(reply["matched"])
         return total
+
+    async def page(
+        self,
+        query: IndexQuery,
+        convert: Callable[[dict[str, Any]], T],
+        *,
+        page: int,
+        per_page: int | None,
+        descending: bool,
+    ) -> Page[T]:
+        """Page ``page`` of ``query`` (``per_page=None``: every row), rows converted to models."""
+        check_paging(page, per_page)
+        total = await self.count(query)
+        offset = page * per_page if per_page is not None else 0
+        rows = await self.window(
+            query, offset=offset, limit=per_page, descending=descending, total=total
+        )
+        return Page[T](
+            items=[convert(row) for row in rows],
+            total=total,
+            page=page,
+            per_page=per_page,
+            has_more=per_page is not None and offset + per_page < total,
+        )
 
     async def window(
         self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int

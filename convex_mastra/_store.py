@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
-from types import TracebackType
 
 from ._dispatch import Dispatcher, HandlerInfo
 from ._domains.documents import Documents
@@ -14,6 +12,7 @@ from ._domains.scorers import Scorers
 from ._domains.threads import Threads
 from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
+from ._lifecycle import Closable
 from ._transport import RetryPolicy, Transport
 
 __all__ = ["ConvexStore"]
@@ -30,7 +29,7 @@ DEFAULT_MAX_CONCURRENCY = 16
 """Matches the 16 concurrent mutations of Convex's Free and Starter deployment classes."""
 
 
-class ConvexStore:
+class ConvexStore(Closable):
     """Mastra storage on a Convex deployment.
 
     Use ``async with ConvexStore(...) as store:`` or call ``await store.close()`` when done.
@@ -44,6 +43,8 @@ class ConvexStore:
     ``request_timeout`` (seconds; ``None`` or 0 disables) bounds every call, retries included.
     ``max_concurrency`` bounds calls in flight from this store.
     """
+
+    _close_hint = "store.close()"
 
     def __init__(
         self,
@@ -117,11 +118,6 @@ class ConvexStore:
         """The deployment URL."""
         return self._transport.url
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._transport.closed
-
     async def handler_info(self) -> HandlerInfo:
         """Which storage handler the deployment runs (ours or stock @mastra/convex)."""
         return await self._dispatcher.info()
@@ -139,30 +135,4 @@ class ConvexStore:
         for table in COUNTED_TABLES:
             await self._dispatcher.drain(
                 "rebuildCounters", table, batchSize=1000, force=force or None
-            )
-
-    async def close(self) -> None:
-        """Release connections. Calls after close raise ConfigurationError."""
-        await self._transport.aclose()
-
-    aclose = close
-
-    async def __aenter__(self) -> ConvexStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __del__(self) -> None:
-        transport = getattr(self, "_transport", None)
-        if transport is not None and not transport.closed:
-            warnings.warn(
-                f"{self!r} was never closed; use `async with` or `await store.close()`",
-                ResourceWarning,
-                stacklevel=2,
             )

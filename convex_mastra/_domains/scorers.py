@@ -255,15 +255,6 @@ class Scorers(Domain):
             counted=counted,
             filters=tuple(filters),
         )
-        total = await self._rows.count(query)
-        offset = page * per_page if per_page is not None else 0
-        rows = await self._rows.window(
-            query, offset=offset, limit=per_page, descending=True, total=total
-        )
-        return Page[Score](
-            items=[score_from_row(row) for row in rows],
-            total=total,
-            page=page,
-            per_page=per_page,
-            has_more=per_page is not None and offset + per_page < total,
+        return await self._rows.page(
+            query, score_from_row, page=page, per_page=per_page, descending=True
         )

@@ -132,17 +132,8 @@ class Threads(Domain):
             eq=(("resourceId", resource_id),) if resource_id is not None else (),
             match=Match("metadata", equals) if equals else None,
         )
-        total = await self._rows.count(query)
-        offset = page * per_page if per_page is not None else 0
-        rows = await self._rows.window(
-            query, offset=offset, limit=per_page, descending=descending, total=total
-        )
-        return Page[Thread](
-            items=[thread_from_row(row) for row in rows],
-            total=total,
-            page=page,
-            per_page=per_page,
-            has_more=per_page is not None and offset + per_page < total,
+        return await self._rows.page(
+            query, thread_from_row, page=page, per_page=per_page, descending=descending
         )
 
     async def update(

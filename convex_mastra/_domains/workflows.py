@@ -246,17 +246,8 @@ class Workflows(Domain):
             range=bounds or None,
             match=Match("snapshot", {"status": status}) if by_snapshot else None,
         )
-        total = await self._rows.count(query)
-        offset = page * per_page if per_page is not None else 0
-        rows = await self._rows.window(
-            query, offset=offset, limit=per_page, descending=True, total=total
-        )
-        return Page[WorkflowRun](
-            items=[run_from_row(row) for row in rows],
-            total=total,
-            page=page,
-            per_page=per_page,
-            has_more=per_page is not None and offset + per_page < total,
+        return await self._rows.page(
+            query, run_from_row, page=page, per_page=per_page, descending=True
         )
 
     async def get_run(self, run_id: str, *, workflow_name: str | None = None) -> WorkflowRun | None:

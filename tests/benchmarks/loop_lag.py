@@ -2,6 +2,9 @@
 
     python -m tests.benchmarks.loop_lag [--calls 64] [--delay-ms 20]
 
+The full suite (``python -m tests.benchmarks``, docs/benchmarks.md) measures the same lag, with
+the same probe, during its throughput runs; this script adds the two naive ways for comparison.
+
 1. naive: ``ConvexHttpClient.mutation`` called straight from a coroutine (blocks the loop);
 2. naive-thread: the same client in ``anyio.to_thread.run_sync`` (a new connection per call,
    no timeout, shares the default 40-thread pool);
@@ -24,31 +27,21 @@ from convex.http_client import ConvexHttpClient
 from convex_mastra import LocalDeployment
 from convex_mastra._transport import Transport
 
+from .harness import lag_probe
+
 PATH = "mastra/storage:handle"
 ARGS = {"op": "load", "tableName": "mastra_threads", "keys": {"id": "missing"}}
 
 
 async def measure(calls: int, one: Callable[[], Awaitable[object]]) -> tuple[float, float, int]:
     """Run ``calls`` concurrent calls; return wall ms, worst loop lag ms, probe ticks."""
-    lags: list[float] = []
-    done = anyio.Event()
-
-    async def probe() -> None:
-        while not done.is_set():
-            start = time.perf_counter()
-            await anyio.sleep(0.001)
-            lags.append(time.perf_counter() - start - 0.001)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(probe)
-        await anyio.sleep(0.01)
+    async with lag_probe() as lags:
         started = time.perf_counter()
         async with anyio.create_task_group() as work:
             for _ in range(calls):
                 work.start_soon(one)
         wall = time.perf_counter() - started
-        done.set()
-    return wall * 1000, max(lags) * 1000, len(lags)
+    return wall * 1000, max(lags), len(lags)
 
 
 async def main(calls: int, delay_ms: float) -> None:

@@ -371,3 +371,58 @@ def test_per_call_stats_are_recorded(ours: RawHttp, uid: str) -> None:
     assert calls[0]["documentsWritten"] >= 1
     assert 1 <= calls[1]["documentsRead"] <= 3
     assert calls[1]["documentsWritten"] == 0
+
+
+def test_a_new_connection_is_served_in_turn_under_steady_load() -> None:
+    # Regression: queued transactions used to run back to back in microtasks, so while 32
+    # keep-alive clients kept the queue full the server accepted no new connection; a new
+    # client waited behind hundreds of calls (tens of seconds) and timed out. Served in turn,
+    # it waits behind at most one queued call per busy client. Counted in calls, not seconds.
+    import http.client
+    import threading
+
+    from convex_mastra import LocalDeployment
+
+    loaders = 32
+    with LocalDeployment() as local:
+        host, port = "127.0.0.1", int(local.url.rsplit(":", 1)[1])
+        headers = {"Content-Type": "application/json", "Authorization": f"Convex {local.admin_key}"}
+
+        def call(conn: http.client.HTTPConnection, args: dict[str, Any]) -> int:
+            body = orjson.dumps({"path": "mastra/storage:handle", "args": args})
+            conn.request("POST", "/api/mutation", body, headers)
+            response = conn.getresponse()
+            response.read()
+            return int(orjson.loads(response.getheader("Convex-Mastra-Stats") or "{}")["seq"])
+
+        seed = http.client.HTTPConnection(host, port, timeout=60)
+        records = [{"id": f"r{n}", "pad": "x" * 200} for n in range(1000)]
+        call(seed, {"op": "batchInsert", "tableName": "load", "records": records})
+        seed.close()
+        latest = [0]
+        stop = threading.Event()
+
+        def load() -> None:
+            conn = http.client.HTTPConnection(host, port, timeout=60)
+            while not stop.is_set():
+                seq = call(conn, {"op": "queryTable", "tableName": "load", "limit": 1000})
+                latest[0] = max(latest[0], seq)
+            conn.close()
+
+        threads = [threading.Thread(target=load) for _ in range(loaders)]
+        for thread in threads:
+            thread.start()
+        try:
+            while latest[0] < 4 * loaders:  # every client has its call queued or running
+                stop.wait(0.05)
+            waits = []
+            for _ in range(5):
+                before = latest[0]
+                fresh = http.client.HTTPConnection(host, port, timeout=60)
+                waits.append(call(fresh, {"op": "info", "tableName": "x"}) - before)
+                fresh.close()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert max(waits) <= 2 * loaders, f"calls answered ahead of a new connection: {waits}"

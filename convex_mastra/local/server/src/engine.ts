@@ -4,6 +4,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { Console } from "node:console";
 import { basename } from "node:path";
 import { performance } from "node:perf_hooks";
+import { setImmediate } from "node:timers";
 import { pathToFileURL } from "node:url";
 import { inspect } from "node:util";
 import type { UserIdentity } from "convex/server";
@@ -83,11 +84,19 @@ export function installConsole(): void {
   globalThis.console = captured as unknown as Console;
 }
 
-/** Serializes queries and mutations in arrival order (convex-test would too, but unfairly). */
+/**
+ * Serializes queries and mutations in arrival order (convex-test would too, but unfairly).
+ *
+ * Each one starts in an event-loop turn of its own. Chained directly, queued transactions ran
+ * back to back in microtasks, so while a queue of them drained the server accepted no
+ * connection and read no request: under steady load from keep-alive clients, a new connection
+ * waited behind hundreds of calls (tens of seconds) and hit its client's timeout.
+ */
 class FifoLock {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn);
+    const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const result = this.tail.then(nextTurn).then(fn);
     this.tail = result.catch(() => undefined);
     return result;
   }

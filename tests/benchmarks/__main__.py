@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -41,13 +42,26 @@ def machine() -> str:
     )
 
 
+def code_version() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    except OSError:
+        return "an unknown commit"
+    changed = len(dirty.stdout.splitlines())
+    state = f" with {changed} uncommitted files" if changed else ""
+    return f"commit {sha.stdout.strip()}{state}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each timed run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     ns = parser.parse_args()
 
-    load_before = os.getloadavg()[0]
+    load_before, code = os.getloadavg()[0], code_version()
     started = time.monotonic()
     results = anyio.run(suite.run, ns.seconds)
     elapsed = time.monotonic() - started
@@ -62,6 +76,7 @@ def main() -> None:
             "node": f"Node {find_node().version}",
             "mastra_version": "1.5.2",
             "load": f"{load_before:.2f} / {os.getloadavg()[0]:.2f}",
+            "code": code,
         },
     )
     print(text)

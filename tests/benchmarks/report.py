@@ -121,6 +121,7 @@ def throughput_section(results: Results) -> str:
             "@mastra/convex (Node) worst / p99 ms",
             "backend CPU s/s",
             "ours client CPU s/s",
+            "ours CPU µs/call",
             "machine CPU s/s",
             "engine ms/call",
         ],
@@ -135,6 +136,7 @@ def throughput_section(results: Results) -> str:
                 ),
                 f"{row.runs['ours'].server_cpu:.2f}",
                 f"{row.runs['ours'].client_cpu:.2f}",
+                f"{cpu_per_call(row.runs['ours']):,.0f}",
                 f"{row.runs['ours'].machine_cpu:.2f}",
                 f"{row.runs['ours'].extra['engine_ms']:.2f}" if row.runs["ours"].extra else "n/a",
             ]
@@ -181,6 +183,11 @@ def memory_section(results: Results) -> str:
     )
 
 
+def cpu_per_call(run: Load) -> float:
+    """This process's CPU µs per call during a run (the lag probe's own wake-ups included)."""
+    return run.client_cpu * 1e6 / run.ops_per_s if run.ops_per_s else 0.0
+
+
 def throughput_limit(run: Load) -> str:
     """Which layer held a run back, from where the CPU time went while it ran."""
     cores = os.cpu_count() or 1
@@ -196,7 +203,11 @@ def throughput_limit(run: Load) -> str:
             f"per call caps it near {1000 / engine:,.0f} calls/s"
         )
     if run.machine_cpu >= 0.85 * cores:
-        return f"the machine: its {cores} CPUs were {run.machine_cpu / cores:.0%} busy ({where})"
+        return (
+            f"the machine: its {cores} CPUs were {run.machine_cpu / cores:.0%} busy ({where}). "
+            f"At this process's {cpu_per_call(run):,.0f} µs of CPU per call, a core of its own "
+            f"would carry about {run.ops_per_s / run.client_cpu:,.0f} ops/s"
+        )
     if run.client_cpu >= 0.8:
         return (
             f"this process, CPU-bound ({where}): the transport's CPU per call (section 5), "
@@ -338,7 +349,7 @@ This page is written by the suite; do not edit the numbers by hand.
 {command}
 ```
 
-- Run: {date}, {runtime} wall time.
+- Run: {date}, {runtime} wall time, code at {code}.
 - Machine: {machine}.
 - Load average (1 min) before / after: {load}. Other work on the machine shows up in the
   timings; documents read and round trips do not depend on it.

@@ -140,6 +140,9 @@ def _safe_key(key: str) -> bool:
     return (
         0 < len(key) <= _MAX_KEY
         and not key.startswith("$")
+        # Convex takes it, but JavaScript readers assign it with `out[key] = ...`, which sets
+        # the prototype instead, and the key is lost. As JSON text it survives.
+        and key != "__proto__"
         and all(32 <= ord(char) < 127 for char in key)
     )
 
@@ -161,7 +164,8 @@ def _convex_safe(value: Any, depth: int = 0) -> bool:
 def json_arg(value: Any, field: str) -> Any:
     """Free-form JSON as a function argument: itself when Convex accepts it, else JSON text."""
     check_json(value, field)
-    return value if _convex_safe(value) else orjson.dumps(value).decode()
+    # Depth 1: the value becomes a field of a stored document, one level below its root.
+    return value if _convex_safe(value, 1) else orjson.dumps(value).decode()
 
 
 def decode_json(value: Any) -> Any:

@@ -59,6 +59,10 @@ export function isConvexSafe(value: unknown, depth = 0): boolean {
   return entries.every(
     ([key, item]) =>
       item !== undefined &&
+      // Convex accepts the key, but JavaScript readers of the value (convex's own jsonToConvex
+      // and convexToJson among them) assign it with `out[key] = ...`, which sets the
+      // prototype instead: the key silently disappears. As JSON text it survives.
+      key !== "__proto__" &&
       fieldNameProblem(key, depth === 0) === null &&
       isConvexSafe(item, depth + 1),
   );
@@ -68,7 +72,8 @@ export function isConvexSafe(value: unknown, depth = 0): boolean {
 export function encodeJson(value: unknown): Value {
   if (value === undefined) return null;
   if (typeof value === "string") return value;
-  return isConvexSafe(value) ? (value as Value) : JSON.stringify(value);
+  // Depth 1: the value is a field of a document, so the document adds one level of nesting.
+  return isConvexSafe(value, 1) ? (value as Value) : JSON.stringify(value);
 }
 
 /** Read a JSON object stored by `encodeJson` (or raw); anything else is {}. */

@@ -19,13 +19,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+from convex import ConvexInt64
 
-from ._errors import ValidationError
+from ._errors import RecordTooLargeError, ValidationError
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "check_document_size",
     "check_json",
     "decode_json",
+    "document_size",
     "json_arg",
     "json_text",
     "parse_time",
@@ -46,6 +49,46 @@ _MAX_FIELDS = 1024
 _MAX_KEY = 1024
 # Deeper than this is refused outright: orjson and JSON.parse both have recursion limits.
 _MAX_JSON_DEPTH = 200
+
+
+# Convex adds _id and _creationTime to every stored document and counts them in its size.
+_SYSTEM_FIELDS_BYTES = 38 + 23
+
+
+def document_size(fields: Mapping[str, Any]) -> int:
+    """The size Convex gives a stored document with these fields, system fields included.
+
+    The same count as Convex's ``getDocumentSize``, which the handler checks against
+    MAX_DOCUMENT_BYTES: an estimate that is short of it lets the handler refuse a record that
+    passed here, after earlier calls of the same batch were written.
+    """
+    return _value_size(fields) + _SYSTEM_FIELDS_BYTES
+
+
+def _value_size(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float, ConvexInt64)):
+        return 9
+    if isinstance(value, str):
+        return 2 + len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (bytes, bytearray)):
+        return 2 + len(value)
+    if isinstance(value, Mapping):
+        return 2 + sum(
+            len(str(key).encode("utf-8", "surrogatepass")) + 1 + _value_size(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return 2 + sum(_value_size(item) for item in value)
+    return 0
+
+
+def check_document_size(record_id: str, fields: Mapping[str, Any]) -> None:
+    """Raise RecordTooLargeError when a document with ``fields`` would exceed Convex's limit."""
+    size = document_size(fields)
+    if size > MAX_DOCUMENT_BYTES:
+        raise RecordTooLargeError(record_id, size, MAX_DOCUMENT_BYTES)
 
 
 def truncate_ms(value: datetime) -> datetime:

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_text, to_iso
-from .._errors import RecordTooLargeError, ValidationError
+from .._codec import check_document_size, decode_json, json_text, to_iso
+from .._errors import ValidationError
 from .._models import Message, MessageContent, Page, coerce
 from .._paging import IndexQuery, Match, check_paging, sort_key
 from ._base import Domain, check_direction, check_id, check_ids, check_scalar_filter, now_iso
@@ -74,6 +74,17 @@ def message_from_row(row: Mapping[str, Any]) -> Message:
     )
 
 
+def content_dict(content: MessageContent) -> dict[str, Any]:
+    """Message content as stored: declared fields left unset are omitted, as Mastra omits
+    them, but a key the caller set to null (``"toolInvocations": None``) is data and kept."""
+    extra = content.model_extra or {}
+    return {
+        key: value
+        for key, value in content.model_dump(by_alias=True).items()
+        if value is not None or key in extra
+    }
+
+
 def message_row(message: Message, position: int) -> dict[str, Any]:
     """A Message as the stored row @mastra/convex writes; checks ids and size first."""
     where = f"messages[{position}] ({message.id!r})"
@@ -81,9 +92,7 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
         raise ValidationError(f"{where} has no thread_id", field="thread_id")
     if not message.resource_id:
         raise ValidationError(f"{where} has no resource_id", field="resource_id")
-    content = json_text(
-        message.content.model_dump(by_alias=True, exclude_none=True), f"{where}.content"
-    )
+    content = json_text(content_dict(message.content), f"{where}.content")
     row = {
         "id": message.id,
         "thread_id": message.thread_id,
@@ -93,9 +102,7 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
         "createdAt": to_iso(message.created_at),
         "resourceId": message.resource_id,
     }
-    size = sum(len(key) + len(value.encode()) for key, value in row.items())
-    if size > MAX_DOCUMENT_BYTES:
-        raise RecordTooLargeError(message.id, size, MAX_DOCUMENT_BYTES)
+    check_document_size(message.id, row)
     return row
 
 
@@ -431,7 +438,7 @@ def _apply(message: Message, change: Mapping[str, Any]) -> Message:
         if change.get(key) is not None:
             fields[name] = change[key]
     if "content" in change:
-        old = message.content.model_dump(by_alias=True, exclude_none=True)
+        old = content_dict(message.content)
         new = dict(change["content"])
         content = {**old, **new}
         if isinstance(old.get("metadata"), Mapping) and isinstance(new.get("metadata"), Mapping):

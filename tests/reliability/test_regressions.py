@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from convex_mastra import ConvexStore
-from convex_mastra._codec import json_arg
+from convex_mastra._codec import document_size, json_arg
+from convex_mastra._domains.messages import message_row
+from convex_mastra._models import Message
 
 T0 = datetime(2026, 7, 1, tzinfo=timezone.utc)
 
@@ -81,3 +83,52 @@ async def test_metadata_nested_at_the_document_limit(
     )
     # Up to 16 levels in the document, the metadata still travels as an object.
     assert isinstance(json_arg(metadata, "metadata"), dict) == (levels <= 14)
+
+
+async def test_null_fields_of_message_content_are_kept(rstore: ConvexStore, uid: str) -> None:
+    # Content was dumped with exclude_none, so {"toolInvocations": None} came back without it.
+    thread_id = f"nulls-{uid}"
+    await rstore.threads.save(
+        {"id": thread_id, "resource_id": "r", "created_at": T0, "updated_at": T0}
+    )
+    content = {"format": 2, "parts": [], "toolInvocations": None, "reasoning": None}
+    await rstore.messages.save(
+        [
+            {
+                "id": f"m-{uid}",
+                "thread_id": thread_id,
+                "resource_id": "r",
+                "role": "user",
+                "created_at": T0,
+                "content": content,
+            }
+        ]
+    )
+    [stored] = await rstore.messages.get_many([f"m-{uid}"])
+    assert stored.content.model_extra == {"toolInvocations": None, "reasoning": None}
+    [updated] = await rstore.messages.update([{"id": f"m-{uid}", "content": {"content": "hi"}}])
+    assert updated.content.model_extra == {"toolInvocations": None, "reasoning": None}
+
+
+def test_message_size_is_counted_as_convex_counts_it() -> None:
+    # The estimate left out 84 bytes (Convex's per-field and system-field overhead), so a message
+    # just over 1 MiB passed the check; in a save of several calls the earlier calls were
+    # already written when the handler refused it.
+    row = message_row(
+        Message.model_validate(
+            {
+                "id": "m",
+                "thread_id": "t",
+                "resource_id": "r",
+                "role": "user",
+                "created_at": T0,
+                "content": {"format": 2, "parts": []},
+            }
+        ),
+        0,
+    )
+    # getDocumentSize: 2 + per field (name + 1 + string 2 + bytes) + _id 38 + _creationTime 23.
+    assert document_size(row) == 2 + sum(len(k) + 3 + len(v.encode()) for k, v in row.items()) + 61
+    assert document_size({"n": 1, "b": True, "x": None, "l": [1, "é"]}) == (
+        2 + (1 + 1 + 9) + (1 + 1 + 1) + (1 + 1 + 1) + (1 + 1 + 2 + 9 + 4) + 61
+    )

@@ -92,6 +92,10 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
         raise ValidationError(f"{where} has no thread_id", field="thread_id")
     if not message.resource_id:
         raise ValidationError(f"{where} has no resource_id", field="resource_id")
+    # Reads refuse blank ids, so a message saved under one could never be read or deleted.
+    check_id(message.id, f"{where}.id")
+    check_id(message.thread_id, f"{where}.thread_id")
+    check_id(message.resource_id, f"{where}.resource_id")
     content = json_text(content_dict(message.content), f"{where}.content")
     row = {
         "id": message.id,

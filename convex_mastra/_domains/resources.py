@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._codec import decode_json, json_arg, parse_time, to_iso
+from .._codec import check_document_size, decode_json, json_arg, parse_time, to_iso
 from .._errors import ValidationError
 from .._models import Resource, coerce
 from ._base import Domain, check_id, no_extras, now_iso, stock_mergeable, strip_system
@@ -36,6 +36,7 @@ class Resources(Domain):
     async def save(self, resource: Resource | Mapping[str, Any]) -> Resource:
         """Insert or replace the resource with this id."""
         model = coerce(Resource, resource, "resource")
+        check_id(model.id, "resource.id")  # reads refuse blank ids: it could never be read
         if model.metadata is None:
             model = model.model_copy(update={"metadata": {}})  # stored as {}, as upstream does
         no_extras(model, "resource")
@@ -43,6 +44,8 @@ class Resources(Domain):
         record["metadata"] = json_arg(model.metadata or {}, "resource.metadata")
         record["createdAt"] = to_iso(model.created_at)
         record["updatedAt"] = to_iso(model.updated_at)
+        # The handler checks the size too, but a record far over it could not even be sent.
+        check_document_size(model.id, record)
         await self._dispatcher.call("insert", TABLE, record=record)
         return model
 
@@ -63,6 +66,8 @@ class Resources(Domain):
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValidationError("metadata must be a dict", field="metadata")
         update = json_arg(dict(metadata), "metadata") if metadata is not None else None
+        # What is sent alone may be too large already (the merge can only add to it).
+        check_document_size(resource_id, {"workingMemory": working_memory, "metadata": update})
         now = now_iso()
         if not await self._ours():
             current = await self.get(resource_id)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .._codec import decode_json, json_arg, parse_time, to_iso
+from .._codec import check_document_size, decode_json, json_arg, parse_time, to_iso
 from .._errors import NotFoundError, ValidationError
 from .._models import Message, Page, Thread, coerce
 from .._paging import IndexQuery, Match, check_paging
@@ -77,6 +77,8 @@ def thread_record(thread: Thread) -> dict[str, Any]:
     record["metadata"] = json_arg(thread.metadata or {}, "thread.metadata")
     record["createdAt"] = to_iso(thread.created_at)
     record["updatedAt"] = to_iso(thread.updated_at)
+    # The handler checks the size too, but a record far over it could not even be sent.
+    check_document_size(thread.id, record)
     return record
 
 
@@ -90,6 +92,9 @@ class Threads(Domain):
     async def save(self, thread: Thread | Mapping[str, Any]) -> Thread:
         """Insert or replace the thread with this id; returns it as stored."""
         model = coerce(Thread, thread, "thread")
+        # Blank ids are refused on reads, so a thread saved under one could never be read.
+        check_id(model.id, "thread.id")
+        check_id(model.resource_id, "thread.resource_id")
         if model.metadata is None:
             model = model.model_copy(update={"metadata": {}})  # stored as {}, as upstream does
         await self._dispatcher.call("insert", TABLE, record=thread_record(model))
@@ -154,6 +159,8 @@ class Threads(Domain):
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValidationError("metadata must be a dict", field="metadata")
         update = json_arg(dict(metadata), "metadata") if metadata is not None else None
+        # What is sent alone may be too large already (the merge can only add to it).
+        check_document_size(thread_id, {"title": title or "", "metadata": update})
         if await self._ours():
             row = await self._dispatcher.call(
                 "updateThread",

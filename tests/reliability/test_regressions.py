@@ -6,15 +6,16 @@ input of each, so a regression says what broke without Hypothesis' help.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from convex_mastra import ConvexStore
-from convex_mastra._codec import document_size, json_arg
+from convex_mastra import ConvexStore, RecordTooLargeError, ValidationError
+from convex_mastra._codec import MAX_DOCUMENT_BYTES, document_size, json_arg
 from convex_mastra._domains.messages import message_row
 from convex_mastra._models import Message
+from tests.reliability.conftest import SecretAudit
 
 T0 = datetime(2026, 7, 1, tzinfo=timezone.utc)
 
@@ -132,3 +133,53 @@ def test_message_size_is_counted_as_convex_counts_it() -> None:
     assert document_size({"n": 1, "b": True, "x": None, "l": [1, "é"]}) == (
         2 + (1 + 1 + 9) + (1 + 1 + 1) + (1 + 1 + 1) + (1 + 1 + 2 + 9 + 4) + 61
     )
+
+
+@pytest.mark.parametrize("where", ["thread", "resource"])
+async def test_records_too_big_to_send_are_refused_by_size(
+    rstore: ConvexStore, uid: str, audit: SecretAudit, where: str
+) -> None:
+    # Over 16 MiB the request itself was refused (HTTP 400, FunctionError), not the record.
+    huge = {"blob": "x" * (17 * MAX_DOCUMENT_BYTES)}
+    with audit.raises(RecordTooLargeError) as info:
+        if where == "thread":
+            await rstore.threads.save(
+                {
+                    "id": f"huge-{uid}",
+                    "resource_id": "r",
+                    "created_at": T0,
+                    "updated_at": T0 + timedelta(seconds=1),
+                    "metadata": huge,
+                }
+            )
+        else:
+            await rstore.resources.update(f"huge-{uid}", metadata=huge)
+    assert isinstance(info.value, RecordTooLargeError)
+    assert info.value.record_id == f"huge-{uid}" and info.value.size > 17 * MAX_DOCUMENT_BYTES
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u3000"])
+async def test_blank_ids_are_refused_on_write_as_on_read(
+    rstore: ConvexStore, audit: SecretAudit, blank: str
+) -> None:
+    # Reads refuse blank ids; writes took them, so the record could never be read or deleted.
+    writes = [
+        rstore.threads.save({"id": blank, "resource_id": "r", "created_at": T0, "updated_at": T0}),
+        rstore.threads.save({"id": "t", "resource_id": blank, "created_at": T0, "updated_at": T0}),
+        rstore.resources.save({"id": blank, "created_at": T0, "updated_at": T0}),
+        rstore.messages.save(
+            [
+                {
+                    "id": blank,
+                    "thread_id": "t",
+                    "resource_id": "r",
+                    "role": "user",
+                    "created_at": T0,
+                    "content": {"format": 2, "parts": []},
+                }
+            ]
+        ),
+    ]
+    for write in writes:
+        with audit.raises(ValidationError, match="non-empty"):
+            await write

@@ -30,9 +30,19 @@ export type Route =
   | { kind: "vector"; indexName: string }
   | { kind: "generic"; logical: string };
 
+/**
+ * The typed table of a logical name. Own keys only: a plain lookup also finds the object's
+ * prototype, so "constructor", "toString" or "__proto__" routed to a "table" that is a function.
+ */
+function typedFor(tableName: string): string | undefined {
+  return Object.prototype.hasOwnProperty.call(TYPED_TABLES, tableName)
+    ? TYPED_TABLES[tableName]
+    : undefined;
+}
+
 /** Where a logical table lives; unknown names go to mastra_documents. */
 export function route(tableName: string): Route {
-  const typed = TYPED_TABLES[tableName];
+  const typed = typedFor(tableName);
   if (typed) return { kind: "typed", table: typed };
   if (tableName.startsWith(VECTOR_TABLE_PREFIX)) {
     return { kind: "vector", indexName: tableName.slice(VECTOR_TABLE_PREFIX.length) };
@@ -46,7 +56,7 @@ export function route(tableName: string): Route {
  */
 export function typedTable(op: string, tableName: unknown): string {
   if (typeof tableName !== "string") throw new RequestError(`${op}: "tableName" must be a string`);
-  const typed = TYPED_TABLES[tableName];
+  const typed = typedFor(tableName);
   if (typed) return typed;
   if (Object.values(TYPED_TABLES).includes(tableName)) return tableName;
   throw new RequestError(`${op}: ${tableName} is not a typed convex-mastra table`);

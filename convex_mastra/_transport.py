@@ -72,6 +72,7 @@ DEFAULT: Final = UseDefault()
 Timeout = float | None | UseDefault
 
 _CONNECT_TIMEOUT = 10.0
+_MAX_SECRET = 8192  # admin keys are ~100 characters; JWTs a few thousand at most
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 _CLOSED = "this store is closed; create a new one"
 
@@ -456,10 +457,26 @@ def _clean_secret(secret: str | None) -> str | None:
     if secret is None:
         return None
     secret = secret.strip()
+    # The messages must not echo the secret: they would end up in logs and tracebacks.
+    if not secret:
+        # Sent as no credentials at all, it would fail later as "function not found".
+        raise ConfigurationError("the admin key or auth token is blank")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in secret):
-        # The message must not echo the secret: it would end up in logs and tracebacks.
         raise ConfigurationError("the admin key or auth token contains control characters")
-    return secret or None
+    if len(secret) > _MAX_SECRET:
+        # Servers refuse headers this long (HTTP 431), which would read as a wrong URL.
+        raise ConfigurationError(
+            f"the admin key or auth token is {len(secret):,} characters long, more than an "
+            f"HTTP header can carry ({_MAX_SECRET:,}); check what was passed"
+        )
+    if not secret.isascii():
+        # No Convex key or JWT has them, and http.client cannot send them in a header: the
+        # call would fail as if the deployment were down (and reads would be retried).
+        raise ConfigurationError(
+            "the admin key or auth token contains non-ASCII characters; check that it was "
+            "copied whole from the dashboard or `npx convex dashboard`"
+        )
+    return secret
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from convex_mastra import ConvexStore, RecordTooLargeError, ValidationError
+from convex_mastra import ConfigurationError, ConvexStore, RecordTooLargeError, ValidationError
 from convex_mastra._codec import MAX_DOCUMENT_BYTES, document_size, json_arg
 from convex_mastra._domains.messages import message_row
 from convex_mastra._models import Message
@@ -183,3 +183,21 @@ async def test_blank_ids_are_refused_on_write_as_on_read(
     for write in writes:
         with audit.raises(ValidationError, match="non-empty"):
             await write
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("local|cl\u00e9", "non-ASCII"),
+        ("\u043a\u043b\u044e\u0447", "non-ASCII"),
+        ("   ", "blank"),
+        ("x" * 100_000, "characters long"),
+    ],
+    ids=["accent", "cyrillic", "blank", "huge"],
+)
+def test_keys_that_cannot_be_keys_are_configuration_errors(key: str, says: str) -> None:
+    # Non-ASCII broke inside http.client and surfaced as DeploymentUnavailable (reads retried);
+    # blank was sent as no key at all; 100,000 characters drew an HTTP 431, read as a wrong URL.
+    with pytest.raises(ConfigurationError, match=says) as info:
+        ConvexStore("http://127.0.0.1:1", key)
+    assert key.strip() not in str(info.value) or not key.strip()

@@ -15,17 +15,24 @@ from convex_mastra.pytest_plugin import Deployment
 
 
 @pytest.fixture(params=["ours", "stock"])
-async def any_store(
-    request: pytest.FixtureRequest, convex_deployment: Deployment
-) -> AsyncIterator[ConvexStore]:
+def any_deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
+    """A deployment serving our handler, then one serving the stock @mastra/convex handler."""
+    if request.param == "ours":
+        return convex_deployment
+    stock: Deployment = request.getfixturevalue("stock_deployment")
+    return stock
+
+
+@pytest.fixture
+async def any_store(any_deployment: Deployment) -> AsyncIterator[ConvexStore]:
     """A store on our handler, then on the stock @mastra/convex handler."""
-    deployment: Deployment = (
-        convex_deployment
-        if request.param == "ours"
-        else request.getfixturevalue("stock_deployment")
-    )
-    async with ConvexStore(deployment.url, deployment.admin_key) as store:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
         yield store
+
+
+def date(iso: str) -> dict[str, str]:
+    """A Date for the TypeScript driver (JSON has none)."""
+    return {"$date": iso}
 
 
 async def is_stock(store: ConvexStore) -> bool:

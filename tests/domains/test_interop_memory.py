@@ -8,30 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
-
 from convex_mastra import ConvexStore
 from convex_mastra.pytest_plugin import Deployment
+from tests.domains.conftest import date
 from tests.local.test_ts_client import run_ts_client
 
 
-def date(iso: str) -> dict[str, str]:
-    return {"$date": iso}
-
-
-@pytest.fixture(params=["ours", "stock"])
-def deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
-    if request.param == "ours":
-        return convex_deployment
-    stock: Deployment = request.getfixturevalue("stock_deployment")
-    return stock
-
-
-async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: str) -> None:
+async def test_what_typescript_writes_python_reads(any_deployment: Deployment, uid: str) -> None:
     thread_id, resource_id = f"ts-{uid}", f"r-{uid}"
     content = {"format": 2, "parts": [{"type": "text", "text": "hi from TS"}], "metadata": {"k": 1}}
     results = run_ts_client(
-        deployment,
+        any_deployment,
         [
             {
                 "domain": "memory",
@@ -73,7 +60,7 @@ async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: 
         ],
     )
     assert all("error" not in r for r in results), results
-    async with ConvexStore(deployment.url, deployment.admin_key) as store:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
         thread = await store.threads.get(thread_id, resource_id=resource_id)
         assert thread is not None and thread.title == "from TypeScript"
         assert thread.metadata == {"lang": "ts", "n": 2}
@@ -111,9 +98,9 @@ async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: 
         ]
 
 
-async def test_what_python_writes_typescript_reads(deployment: Deployment, uid: str) -> None:
+async def test_what_python_writes_typescript_reads(any_deployment: Deployment, uid: str) -> None:
     thread_id, resource_id = f"py-{uid}", f"r-{uid}"
-    async with ConvexStore(deployment.url, deployment.admin_key) as store:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
         when = datetime(2026, 11, 23, 10, 0, 0, 456789, tzinfo=timezone.utc)
         await store.threads.save(
             {
@@ -144,7 +131,7 @@ async def test_what_python_writes_typescript_reads(deployment: Deployment, uid: 
         await store.resources.update(resource_id, working_memory="py wm", metadata={"$k": "v"})
 
     results = run_ts_client(
-        deployment,
+        any_deployment,
         [
             {"domain": "memory", "method": "getThreadById", "args": {"threadId": thread_id}},
             {

@@ -9,26 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import pytest
-
 from convex_mastra import ConvexStore, WorkflowSnapshot
 from convex_mastra.pytest_plugin import Deployment
+from tests.domains.conftest import date
 from tests.local.test_ts_client import run_ts_client
 
 WHEN = "2026-11-23T09:00:00.000Z"
 T0 = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
-
-
-def date(iso: str) -> dict[str, str]:
-    return {"$date": iso}
-
-
-@pytest.fixture(params=["ours", "stock"])
-def deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
-    if request.param == "ours":
-        return convex_deployment
-    stock: Deployment = request.getfixturevalue("stock_deployment")
-    return stock
 
 
 def snapshot(run_id: str) -> dict[str, Any]:
@@ -52,7 +39,7 @@ def ok(results: list[dict[str, Any]]) -> list[Any]:
     return [r["result"] for r in results]
 
 
-async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: str) -> None:
+async def test_what_typescript_writes_python_reads(any_deployment: Deployment, uid: str) -> None:
     wf, run = f"wf-{uid}", f"run-{uid}"
     score = {
         "scorerId": f"sc-{uid}",
@@ -74,7 +61,7 @@ async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: 
     }
     results = ok(
         run_ts_client(
-            deployment,
+            any_deployment,
             [
                 {
                     "domain": "workflows",
@@ -109,7 +96,7 @@ async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: 
         )
     )
     score_id = results[3]["score"]["id"]
-    async with ConvexStore(deployment.url, deployment.admin_key) as store:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
         loaded = await store.workflows.load_snapshot(wf, run)
         assert loaded is not None
         expected = {
@@ -137,9 +124,9 @@ async def test_what_typescript_writes_python_reads(deployment: Deployment, uid: 
         assert by_entity.total == 1
 
 
-async def test_what_python_writes_typescript_reads(deployment: Deployment, uid: str) -> None:
+async def test_what_python_writes_typescript_reads(any_deployment: Deployment, uid: str) -> None:
     wf, run = f"wf-{uid}", f"run-{uid}"
-    async with ConvexStore(deployment.url, deployment.admin_key) as store:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
         await store.workflows.persist_snapshot(
             wf, run, snapshot(run), resource_id=f"res-{uid}", created_at=T0
         )
@@ -166,7 +153,7 @@ async def test_what_python_writes_typescript_reads(deployment: Deployment, uid: 
         )
     results = ok(
         run_ts_client(
-            deployment,
+            any_deployment,
             [
                 {
                     "domain": "workflows",
@@ -206,7 +193,7 @@ async def test_what_python_writes_typescript_reads(deployment: Deployment, uid: 
         saved.updated_at.isoformat(timespec="milliseconds")[:-6] + "Z"
     )
     assert [s["id"] for s in by_run["scores"]] == [f"score-{uid}"]
-    async with ConvexStore(deployment.url, deployment.admin_key) as store:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
         assert await store.workflows.load_snapshot(wf, run) is None  # deleted by TypeScript
 
 

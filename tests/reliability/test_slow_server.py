@@ -15,6 +15,7 @@ blocked the loop (a blocking client would stall it for the whole timeout).
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
@@ -86,6 +87,7 @@ async def _all_time_out(
     """Run ``calls`` concurrently beside a heartbeat; each must end in RequestTimeoutError."""
     heartbeat = Heartbeat()
     elapsed: list[float] = []
+    timeouts: list[RequestTimeoutError] = []
     others: list[BaseException] = []
 
     async def one(call: Callable[[], Awaitable[Any]]) -> None:
@@ -93,7 +95,7 @@ async def _all_time_out(
         try:
             await call()
         except RequestTimeoutError as exc:
-            audit.exception(exc)
+            timeouts.append(exc)  # audited below: formatting tracebacks here would lag the loop
             elapsed.append(time.monotonic() - started)
         except BaseException as exc:  # reported below, with the rest
             others.append(exc)
@@ -104,6 +106,8 @@ async def _all_time_out(
             for call in calls:
                 calls_group.start_soon(one, call)
         heartbeat.stop()
+    for exc in timeouts:
+        audit.exception(exc)
     assert others == [], f"calls that did not time out: {others[:3]}"
     return elapsed, heartbeat
 
@@ -118,9 +122,12 @@ async def test_a_server_that_never_answers(
         elapsed, heartbeat = await _all_time_out(_calls(store, CALLS), audit)
         wall = time.monotonic() - started
         assert len(elapsed) == CALLS
-        # Each call ends at its timeout, including those that queued for a concurrency slot.
+        # Each call ends at its timeout, including those that queued for a concurrency slot:
+        # typically within a few ms of it (the worker's own socket timeout would be a second
+        # later), and none hangs (hundreds of calls timing out at once take a moment to wake).
         assert min(elapsed) >= TIMEOUT * 0.95
-        assert max(elapsed) < TIMEOUT + 1.0
+        assert statistics.median(elapsed) < TIMEOUT + 0.5
+        assert max(elapsed) < TIMEOUT * 2 + 1
         # The loop kept running: no gap anywhere near the timeout, and ticks all along.
         assert heartbeat.worst_gap < TIMEOUT / 3
         assert heartbeat.ticks >= wall / heartbeat.interval / 4
@@ -138,6 +145,7 @@ async def test_a_server_that_never_answers(
         never_answers_calls=CALLS,
         never_answers_timeouts=len(elapsed),
         never_answers_fastest_ms=round(min(elapsed) * 1000),
+        never_answers_median_ms=round(statistics.median(elapsed) * 1000),
         never_answers_slowest_ms=round(max(elapsed) * 1000),
         request_timeout_ms=int(TIMEOUT * 1000),
         heartbeat_ticks=heartbeat.ticks,

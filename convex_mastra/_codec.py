@@ -215,23 +215,28 @@ def decode_json(value: Any) -> Any:
     """A stored free-form JSON value (raw or JSON text) as Python JSON.
 
     Convex hands numbers back as floats; integral ones become ints, as ``json.loads`` would read
-    the same data written by JavaScript.
+    the same data written by JavaScript. In JSON text, integers beyond +-(2**53 - 1) are read as
+    the doubles JavaScript meant: it prints a double such as 2.637723827267237e16 as
+    ``26377238272672370``, which as an exact int would be another number.
     """
     if isinstance(value, str):
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             return value
+        return _ints(value, from_text=True)
     return _ints(value)
 
 
-def _ints(value: Any) -> Any:
+def _ints(value: Any, *, from_text: bool = False) -> Any:
     if isinstance(value, float):
         if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
             return int(value)
         return value
+    if from_text and type(value) is int and abs(value) > MAX_SAFE_INTEGER:
+        return float(value)
     if isinstance(value, dict):
-        return {key: _ints(item) for key, item in value.items()}
+        return {key: _ints(item, from_text=from_text) for key, item in value.items()}
     if isinstance(value, list):
-        return [_ints(item) for item in value]
+        return [_ints(item, from_text=from_text) for item in value]
     return value

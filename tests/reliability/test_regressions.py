@@ -201,3 +201,25 @@ def test_keys_that_cannot_be_keys_are_configuration_errors(key: str, says: str) 
     with pytest.raises(ConfigurationError, match=says) as info:
         ConvexStore("http://127.0.0.1:1", key)
     assert key.strip() not in str(info.value) or not key.strip()
+
+
+async def test_big_doubles_survive_a_merge_on_the_server(rstore: ConvexStore, uid: str) -> None:
+    # Metadata with "$" keys is JSON text; the handler merges it with JSON.parse/JSON.stringify,
+    # which prints the double 2.637723827267237e16 as 26377238272672370. Read as an exact int,
+    # that is another number (…370, not …368): Python must read it back as the double it was.
+    big = 2.637723827267237e16
+    thread_id = f"doubles-{uid}"
+    await rstore.threads.save(
+        {
+            "id": thread_id,
+            "resource_id": "r",
+            "created_at": T0,
+            "updated_at": T0,
+            "metadata": {"$k": big},
+        }
+    )
+    updated = await rstore.threads.update(thread_id, metadata={"$other": -big})
+    assert updated.metadata == {"$k": big, "$other": -big}
+    assert all(isinstance(v, float) for v in updated.metadata.values())
+    await rstore.documents.insert("doubles", {"id": uid, "$v": big, "n": 3})
+    assert await rstore.documents.get("doubles", id=uid) == {"id": uid, "$v": big, "n": 3}

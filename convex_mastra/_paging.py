@@ -67,8 +67,10 @@ class IndexQuery:
     filters: tuple[tuple[str, Any], ...] = ()
     """Equality on fields outside the index, checked by the handler as it reads (never counted)."""
 
-    def args(self) -> dict[str, Any]:
+    def args(self, *, descending: bool) -> dict[str, Any]:
+        """The index read as the handler's pageByIndex and scan ops take it."""
         out: dict[str, Any] = {
+            "order": "desc" if descending else "asc",
             "index": self.index,
             "eq": [{"field": name, "value": value} for name, value in self.eq],
         }
@@ -144,11 +146,8 @@ class Rows:
     ) -> Page[T]:
         """Page ``page`` of ``query`` (``per_page=None``: every row), rows converted to models."""
         check_paging(page, per_page)
-        total = await self.count(query)
         offset = page * per_page if per_page is not None else 0
-        rows = await self.window(
-            query, offset=offset, limit=per_page, descending=descending, total=total
-        )
+        rows, total = await self.slice(query, offset=offset, limit=per_page, descending=descending)
         return Page[T](
             items=[convert(row) for row in rows],
             total=total,
@@ -156,6 +155,23 @@ class Rows:
             per_page=per_page,
             has_more=per_page is not None and offset + per_page < total,
         )
+
+    async def slice(
+        self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Rows ``offset .. offset + limit`` (as :meth:`window`) and the total they come from.
+
+        The stock handler answers both from one fetch of every matching row; ours counts, then
+        reads only the window.
+        """
+        if not await self._indexed():
+            rows = await self._stock_sorted(query, descending)
+            return rows[offset : None if limit is None else offset + limit], len(rows)
+        total = await self.count(query)
+        rows = await self.window(
+            query, offset=offset, limit=limit, descending=descending, total=total
+        )
+        return rows, total
 
     async def window(
         self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int
@@ -167,9 +183,7 @@ class Rows:
         if limit == 0 or offset >= total:
             return []
         if not await self._indexed():
-            rows = sorted(
-                await self._stock_rows(query), key=sort_key(query.sort_field), reverse=descending
-            )
+            rows = await self._stock_sorted(query, descending)
             return rows[offset : None if limit is None else offset + limit]
         end = total if limit is None else min(total, offset + limit)
         from_far_end = total - end < offset
@@ -187,9 +201,7 @@ class Rows:
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every row of ``query`` in pages of at most ``page_size``, holding one page at a time."""
         if not await self._indexed():
-            rows = sorted(
-                await self._stock_rows(query), key=sort_key(query.sort_field), reverse=descending
-            )
+            rows = await self._stock_sorted(query, descending)
             for start in range(0, len(rows), page_size):
                 yield rows[start : start + page_size]
             return
@@ -203,8 +215,7 @@ class Rows:
             reply = await self._dispatcher.call(
                 "pageByIndex",
                 query.table,
-                **query.args(),
-                order="desc" if descending else "asc",
+                **query.args(descending=descending),
                 numItems=min(page_size, MAX_PAGE),
                 cursor=cursor,
             )
@@ -238,8 +249,7 @@ class Rows:
             reply = await self._dispatcher.call(
                 "pageByIndex",
                 query.table,
-                **query.args(),
-                order="desc" if descending else "asc",
+                **query.args(descending=descending),
                 skip=step,
                 numItems=want,
                 cursor=cursor,
@@ -265,8 +275,7 @@ class Rows:
             reply = await self._dispatcher.call(
                 "scan",
                 query.table,
-                **query.args(),
-                order="desc" if descending else "asc",
+                **query.args(descending=descending),
                 numItems=batch,
                 cursor=cursor,
                 match=query.match.wire() if query.match else None,
@@ -279,6 +288,10 @@ class Rows:
                 return
             cursor = reply["continueCursor"]
         raise _too_many(query)
+
+    async def _stock_sorted(self, query: IndexQuery, descending: bool) -> list[dict[str, Any]]:
+        rows = await self._stock_rows(query)
+        return sorted(rows, key=sort_key(query.sort_field), reverse=descending)
 
     async def _stock_rows(self, query: IndexQuery) -> list[dict[str, Any]]:
         filters = [{"field": name, "value": value} for name, value in (*query.eq, *query.filters)]

@@ -264,9 +264,7 @@ class Messages(Domain):
         total = 0
         offset = page * per_page if per_page is not None else 0
         if per_page != 0:
-            totals = [await self._rows.count(query) for query in queries]
-            total = sum(totals)
-            rows = await self._window(queries, totals, offset, per_page, descending)
+            rows, total = await self._window(queries, offset, per_page, descending)
         seen = {row["id"] for row in rows}
         for row in await self._included(includes, resource_id):
             if row["id"] not in seen:
@@ -284,25 +282,25 @@ class Messages(Domain):
     async def _window(
         self,
         queries: builtins.list[IndexQuery],
-        totals: builtins.list[int],
         offset: int,
         limit: int | None,
         descending: bool,
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         if len(queries) == 1:
-            return await self._rows.window(
-                queries[0], offset=offset, limit=limit, descending=descending, total=totals[0]
+            return await self._rows.slice(
+                queries[0], offset=offset, limit=limit, descending=descending
             )
         # Several threads: the window can only contain each thread's first offset + limit rows
         # in listing order, so read those and merge.
         need = None if limit is None else offset + limit
         merged: builtins.list[dict[str, Any]] = []
-        for query, total in zip(queries, totals, strict=True):
-            merged += await self._rows.window(
-                query, offset=0, limit=need, descending=descending, total=total
-            )
+        total = 0
+        for query in queries:
+            rows, count = await self._rows.slice(query, offset=0, limit=need, descending=descending)
+            merged += rows
+            total += count
         merged.sort(key=sort_key("createdAt"), reverse=descending)
-        return merged[offset : None if limit is None else offset + limit]
+        return merged[offset : None if limit is None else offset + limit], total
 
     async def _included(
         self, includes: builtins.list[Include], resource_id: str | None
@@ -338,10 +336,7 @@ class Messages(Domain):
             query = IndexQuery(
                 table=TABLE, index="by_thread_created", sort_field="createdAt", eq=eq
             )
-            total = await self._rows.count(query)
-            thread = await self._rows.window(
-                query, offset=0, limit=None, descending=False, total=total
-            )
+            thread, _ = await self._rows.slice(query, offset=0, limit=None, descending=False)
             thread = [
                 row for row in thread if resource_id is None or row.get("resourceId") == resource_id
             ]

@@ -11,7 +11,6 @@ the stored row is known exactly before anything is sent.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeGuard
@@ -27,7 +26,7 @@ from ._errors import (
     RecordTooLargeError,
     ValidationError,
 )
-from ._lifecycle import Closable
+from ._lifecycle import Closable, check_function_path, resolve_deployment
 from ._transport import Transport
 
 __all__ = ["ConvexServerCache"]
@@ -84,25 +83,8 @@ class ConvexServerCache(Closable):
         allow_empty_key_prefix: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        url = deployment_url or os.environ.get("CONVEX_URL")
-        admin_key = admin_auth_token or os.environ.get("CONVEX_ADMIN_KEY")
-        missing = [
-            name
-            for name, value in (
-                ("deployment_url (or CONVEX_URL)", url),
-                ("admin_auth_token (or CONVEX_ADMIN_KEY)", admin_key),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigurationError(
-                f"ConvexServerCache needs {' and '.join(missing)}. For a local dev deployment run "
-                "`python -m convex_mastra dev` and export the two lines it prints."
-            )
-        if not isinstance(cache_function, str) or ":" not in cache_function:
-            raise ConfigurationError(
-                f"cache_function {cache_function!r} must look like 'module/path:function'"
-            )
+        url, admin_key = resolve_deployment("ConvexServerCache", deployment_url, admin_auth_token)
+        check_function_path("cache_function", cache_function)
         if not isinstance(key_prefix, str):
             raise ConfigurationError(
                 f"key_prefix must be a string, not {type(key_prefix).__name__}"

@@ -1,16 +1,56 @@
-"""The lifecycle both entry points share: ``async with``, ``close()`` and a ResourceWarning."""
+"""What both entry points (ConvexStore, ConvexServerCache) share: finding the deployment and
+its credentials, checking function paths, and the lifecycle (``async with``, ``close()`` and a
+ResourceWarning when never closed)."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from types import TracebackType
 from typing import TypeVar
 
+from ._errors import ConfigurationError
 from ._transport import Transport
 
-__all__ = ["Closable"]
+__all__ = ["Closable", "check_function_path", "resolve_deployment"]
 
 _C = TypeVar("_C", bound="Closable")
+
+
+def resolve_deployment(
+    owner: str, url: str | None, admin_key: str | None, *, auth_token: str | None = None
+) -> tuple[str, str | None]:
+    """The URL and admin key, from the arguments or ``CONVEX_URL`` / ``CONVEX_ADMIN_KEY``.
+
+    With ``auth_token`` (a user JWT) no admin key is looked up. Raises ConfigurationError
+    naming what is missing.
+    """
+    url = url or os.environ.get("CONVEX_URL")
+    admin_key = admin_key or (None if auth_token else os.environ.get("CONVEX_ADMIN_KEY"))
+    key_name = "admin_auth_token (or CONVEX_ADMIN_KEY)"
+    if owner == "ConvexStore":
+        key_name += " or auth_token"
+    missing = [
+        name
+        for name, value in (
+            ("deployment_url (or CONVEX_URL)", url),
+            (key_name, admin_key or auth_token),
+        )
+        if not value
+    ]
+    if missing or url is None:
+        raise ConfigurationError(
+            f"{owner} needs {' and '.join(missing)}. For a local dev deployment run "
+            "`python -m convex_mastra dev` and export the two lines it prints."
+        )
+    return url, admin_key
+
+
+def check_function_path(name: str, value: object) -> str:
+    """``value`` if it looks like a Convex function path (``module/path:function``)."""
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigurationError(f"{name} {value!r} must look like 'module/path:function'")
+    return value
 
 
 class Closable:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from ._dispatch import Dispatcher, HandlerInfo
 from ._domains.documents import Documents
 from ._domains.messages import Messages
@@ -12,7 +10,7 @@ from ._domains.scorers import Scorers
 from ._domains.threads import Threads
 from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
-from ._lifecycle import Closable
+from ._lifecycle import Closable, check_function_path, resolve_deployment
 from ._transport import RetryPolicy, Transport
 
 __all__ = ["ConvexStore"]
@@ -59,30 +57,14 @@ class ConvexStore(Closable):
         allow_insecure_http: bool = False,
         retry: RetryPolicy | None = None,
     ) -> None:
-        url = deployment_url or os.environ.get("CONVEX_URL")
-        admin_key = admin_auth_token or (None if auth_token else os.environ.get("CONVEX_ADMIN_KEY"))
-        missing = [
-            name
-            for name, value in (
-                ("deployment_url (or CONVEX_URL)", url),
-                ("admin_auth_token (or CONVEX_ADMIN_KEY) or auth_token", admin_key or auth_token),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigurationError(
-                f"ConvexStore needs {' and '.join(missing)}. For a local dev deployment run "
-                "`python -m convex_mastra dev` and export the two lines it prints."
-            )
+        url, admin_key = resolve_deployment(
+            "ConvexStore", deployment_url, admin_auth_token, auth_token=auth_token
+        )
         if admin_key and auth_token:
             raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
         if storage_function is None:
             storage_function = "mastra/public:storage" if auth_token else "mastra/storage:handle"
-        if ":" not in storage_function:
-            raise ConfigurationError(
-                f"storage_function {storage_function!r} must look like 'module/path:function'"
-            )
-        assert url is not None
+        check_function_path("storage_function", storage_function)
         self.id = id
         self._transport = Transport(
             url,

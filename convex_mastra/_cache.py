@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
 
 import orjson
 
 from ._codec import json_text
-from ._dispatch import MAX_CALLS, Dispatcher
+from ._dispatch import MAX_CALLS, Dispatcher, batches
 from ._errors import (
     BatchLimitError,
     ConfigurationError,
@@ -197,7 +197,10 @@ class ConvexServerCache(Closable):
             )
         texts = [self._encode(value, full, f"values[{i}]") for i, value in enumerate(values)]
         expires_at = self._expires_at(None)
-        for chunk in _chunks(texts):
+        # At most 25 items and about 4 MiB per call (one item alone may be bigger).
+        for chunk in batches(
+            texts, max_items=LIST_ITEMS_PER_CALL, max_bytes=_PUSH_BYTES, size=_utf8_length
+        ):
             await self._settle(
                 "listPushMany",
                 "list_push_many",
@@ -347,21 +350,6 @@ def _epoch_ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _chunks(texts: list[str]) -> Iterator[list[str]]:
-    """Consecutive runs of at most 25 texts and about 4 MiB (at least one text each)."""
-    chunk: list[str] = []
-    size = 0
-    for text in texts:
-        length = len(text.encode())
-        if chunk and (len(chunk) == LIST_ITEMS_PER_CALL or size + length > _PUSH_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(text)
-        size += length
-    if chunk:
-        yield chunk
-
-
 def _texts(result: Any) -> list[str]:
     if not isinstance(result, list):
         raise FunctionError(f"the cache handler answered listFromTo with {type(result).__name__}")
@@ -376,3 +364,7 @@ def _decode(text: Any) -> Any:
             "convex/mastra/ from this convex-mastra version"
         )
     return orjson.loads(text)
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode())

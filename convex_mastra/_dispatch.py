@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._transport import Transport
 
-__all__ = ["MAX_CALLS", "Dispatcher", "HandlerInfo"]
+__all__ = ["MAX_CALLS", "Dispatcher", "HandlerInfo", "batches"]
 
 logger = logging.getLogger("convex_mastra.dispatch")
 
@@ -63,6 +63,29 @@ def _unquote(text: str) -> str:
     except orjson.JSONDecodeError:
         return text
     return value if isinstance(value, str) else text
+
+
+T = TypeVar("T")
+
+
+def batches(
+    items: Iterable[T], *, max_items: int, max_bytes: int, size: Callable[[T], int]
+) -> Iterator[list[T]]:
+    """Consecutive runs of ``items``, each within one call's item and byte bounds.
+
+    A single item larger than ``max_bytes`` still goes alone (the handler judges it).
+    """
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        item_size = size(item)
+        if batch and (len(batch) >= max_items or total + item_size > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += item_size
+    if batch:
+        yield batch
 
 
 @dataclass(frozen=True)

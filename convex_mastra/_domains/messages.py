@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._codec import check_document_size, decode_json, json_text, to_iso
+from .._dispatch import batches
 from .._errors import ValidationError
 from .._models import Message, MessageContent, Page, coerce
 from .._paging import IndexQuery, Match, check_paging, sort_key
@@ -112,17 +113,12 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
 
 def chunks(rows: Sequence[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     """Consecutive runs of rows, each as large as one call may carry."""
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for row in rows:
-        row_size = len(row["content"]) + 256
-        if batch and (len(batch) >= MAX_MESSAGES_PER_CALL or size + row_size > MAX_BYTES_PER_CALL):
-            yield batch
-            batch, size = [], 0
-        batch.append(row)
-        size += row_size
-    if batch:
-        yield batch
+    return batches(
+        rows,
+        max_items=MAX_MESSAGES_PER_CALL,
+        max_bytes=MAX_BYTES_PER_CALL,
+        size=lambda row: len(row["content"]) + 256,
+    )
 
 
 class Messages(Domain):

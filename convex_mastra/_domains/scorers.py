@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_arg, parse_time, to_iso
-from .._errors import RecordTooLargeError, ValidationError
+from .._codec import check_document_size, decode_json, json_arg, parse_time, to_iso
+from .._errors import ValidationError
 from .._models import Page, Score, coerce
 from .._paging import IndexQuery, check_paging
 from ._base import Domain, check_id, no_extras, now_iso, strip_system
@@ -93,9 +93,7 @@ def score_record(score: Score, *, clear_missing: bool) -> dict[str, Any]:
             record[key] = value
         elif key in REQUIRED_VALUES or clear_missing:
             record[key] = None
-    size = sum(len(key) + len(orjson.dumps(value)) for key, value in record.items())
-    if size > MAX_DOCUMENT_BYTES:
-        raise RecordTooLargeError(score.id, size, MAX_DOCUMENT_BYTES)
+    check_document_size(score.id, record)
     return record
 
 

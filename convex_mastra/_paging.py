@@ -4,10 +4,12 @@ A domain describes what it lists as an :class:`IndexQuery` (an index, equality o
 fields, an optional range on the next one, an optional JSON match) and asks :class:`Rows` for a
 count, a window at an offset, or an iteration. ``Rows`` works against both handlers:
 
-- ours pages on the server: a window at offset ``o`` of ``n`` rows reads ``o + n`` rows from the
-  nearer end of the index (so the first and the last page of any size cost about ``n``), and
-  only the window travels back; totals come from transactional counters when no range or match
-  applies, else from counting scans.
+- ours pages on the server. Where the handler keeps a rank tree (a thread's messages, a
+  resource's threads) one call answers a window at any offset and its total, reading one tree
+  node per level plus the window. Elsewhere a window at offset ``o`` of ``n`` rows reads
+  ``o + n`` rows from the nearer end of the index (so the first and the last page of any size
+  cost about ``n``); totals come from transactional counters when no range or match applies,
+  else from counting scans. Only the window travels back.
 - the stock @mastra/convex handler has neither, so the same calls fetch every matching row
   (upstream caps that at 10,000) and page in memory, as upstream does.
 """
@@ -117,6 +119,10 @@ class Rows:
         """How many rows ``query`` matches."""
         if not await self._indexed():
             return len(await self._stock_rows(query))
+        if query.range and await self._rankable(query):
+            ranked = await self._by_rank(query, offset=0, limit=0, descending=False)
+            if ranked is not None:
+                return ranked[1]
         if query.counted and not query.range and query.match is None and not query.filters:
             try:
                 return int(await self._dispatcher.call("count", query.table, **_count_args(query)))
@@ -167,6 +173,10 @@ class Rows:
         if not await self._indexed():
             rows = await self._stock_sorted(query, descending)
             return rows[offset : None if limit is None else offset + limit], len(rows)
+        if limit is not None and await self._rankable(query):
+            ranked = await self._by_rank(query, offset=offset, limit=limit, descending=descending)
+            if ranked is not None:
+                return ranked
         total = await self.count(query)
         rows = await self.window(
             query, offset=offset, limit=limit, descending=descending, total=total
@@ -225,8 +235,48 @@ class Rows:
                 return
             cursor = reply["continueCursor"]
 
-    async def _read(
+    async def _rankable(self, query: IndexQuery) -> bool:
+        return (
+            query.match is None
+            and not query.filters
+            and (await self._dispatcher.info()).supports("pageByRank")
+        )
+
+    async def _by_rank(
         self, query: IndexQuery, *, offset: int, limit: int, descending: bool
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """The window and total from the handler's rank tree; None where it keeps none."""
+        reply = await self._dispatcher.call(
+            "pageByRank",
+            query.table,
+            **query.args(descending=descending),
+            offset=offset,
+            numItems=min(limit, MAX_PAGE),
+        )
+        if not reply["ranked"]:
+            return None
+        total = int(reply["total"])
+        rows = list(reply["page"])
+        want = max(0, min(limit, total - offset))
+        if len(rows) < want and not reply["isDone"]:
+            # Cut short by the page or byte bound: read on from where the handler stopped.
+            rows += await self._read(
+                query,
+                offset=int(reply["ties"]) - int(reply["skipped"]),
+                limit=want - len(rows),
+                descending=descending,
+                cursor=reply["continueCursor"],
+            )
+        return rows, total
+
+    async def _read(
+        self,
+        query: IndexQuery,
+        *,
+        offset: int,
+        limit: int,
+        descending: bool,
+        cursor: str | None = None,
     ) -> list[dict[str, Any]]:
         if query.match is not None:
             rows: list[dict[str, Any]] = []
@@ -238,7 +288,7 @@ class Rows:
                     return rows[:limit]
             return rows
         rows = []
-        skip, cursor = offset, None
+        skip = offset
         for _ in range(MAX_CALLS):
             want = min(limit - len(rows), MAX_PAGE)
             if skip > MAX_SCAN - want:

@@ -4,7 +4,7 @@
  * Speaks the storage protocol of @mastra/convex 1.5.x (same requests, same
  * responses), so the TypeScript package and the convex-mastra Python SDK can
  * share one deployment, plus the extra ops listed in `info`:
- *   info, pageByIndex, scan, messageWindow, count, rebuildCounters,
+ *   info, pageByIndex, pageByRank, scan, messageWindow, count, rebuildCounters,
  *   saveMessages, deleteMessages, deleteThread.
  * The stock handler answers `info` with {ok:false, error:"Unsupported
  * operation info"}, which is how clients tell the two apart.
@@ -26,7 +26,15 @@ import {
   ok,
 } from "./lib/common";
 import { documentsOp } from "./lib/documents";
-import { MAX_SCAN, count, messageWindow, pageByIndex, rebuildCounters, scan } from "./lib/extras";
+import {
+  MAX_SCAN,
+  count,
+  messageWindow,
+  pageByIndex,
+  pageByRank,
+  rebuildCounters,
+  scan,
+} from "./lib/extras";
 import {
   deleteMessages,
   deleteThread,
@@ -64,6 +72,7 @@ const RECORD_OPS = [
 const OUR_OPS = [
   "info",
   "pageByIndex",
+  "pageByRank",
   "count",
   "rebuildCounters",
   "saveMessages",
@@ -177,6 +186,8 @@ async function dispatch(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
       return ok(INFO);
     case "pageByIndex":
       return pageByIndex(ctx, req);
+    case "pageByRank":
+      return pageByRank(ctx, req);
     case "scan":
       return scan(ctx, req);
     case "messageWindow":

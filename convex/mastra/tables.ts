@@ -26,6 +26,9 @@
  *     listing per owner without scanning.
  *   - table mastra_counters: transactional row counts per table and group,
  *     so totals never need a full scan.
+ *   - table mastra_ranks: counted B-tree nodes per thread and resource, so any
+ *     page of a thread's messages or a resource's threads is found without
+ *     reading the rows before it.
  */
 import { defineTable } from "convex/server";
 import { v } from "convex/values";
@@ -368,6 +371,18 @@ export const mastraCountersTable = defineTable({
   count: v.number(),
 }).index("by_group", ["table", "group"]);
 
+// Ours: nodes of counted B-trees over sort values (lib/ranks.ts). A leaf holds
+// sorted `keys`; an inner node holds `kids` with their value counts and largest
+// value. One tree per ranked index group, named by `tree`.
+const rankKey = v.union(v.string(), v.number(), v.null());
+export const mastraRanksTable = defineTable({
+  table: v.string(),
+  tree: v.string(),
+  root: v.boolean(),
+  keys: v.optional(v.array(rankKey)),
+  kids: v.optional(v.array(v.object({ id: v.id("mastra_ranks"), n: v.number(), max: rankKey }))),
+}).index("by_tree", ["table", "tree", "root"]);
+
 export const mastraTables = {
   mastra_threads: mastraThreadsTable,
   mastra_messages: mastraMessagesTable,
@@ -386,6 +401,7 @@ export const mastraTables = {
   mastra_cache_list_items: mastraCacheListItemsTable,
   mastra_documents: mastraDocumentsTable,
   mastra_counters: mastraCountersTable,
+  mastra_ranks: mastraRanksTable,
 };
 
 export type MastraTableName = keyof typeof mastraTables;

@@ -93,12 +93,52 @@ async def test_the_last_page_reads_about_its_size(big: ConvexStore, http: RawHtt
     assert [m.id for m in page.items] == [f"m{n:05d}" for n in range(N - 40, N)]
     assert page.total == N and not page.has_more
     assert read <= 100, read
-    assert calls == 2  # the count and the page
+    assert calls == 1  # total and page from the thread's rank tree
 
     seq = http.next_seq()
     newest = await big.messages.list(THREAD, per_page=40, direction="DESC")
     assert [m.id for m in newest.items] == [f"m{n:05d}" for n in range(N - 1, N - 41, -1)]
     assert cost(http, seq)[0] <= 100
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+async def test_any_page_reads_about_its_size(
+    big: ConvexStore, http: RawHttp, direction: str
+) -> None:
+    ids = [f"m{n:05d}" for n in range(N)]
+    if direction == "DESC":
+        ids.reverse()
+    # The middle, pages either side of it, and pages starting inside runs of equal createdAt.
+    for page_no in (N // 80, N // 80 + 1, 1, 201, 313, N // 40 - 2):
+        seq = http.next_seq()
+        page = await big.messages.list(THREAD, page=page_no, per_page=40, direction=direction)
+        read, calls = cost(http, seq)
+        assert [m.id for m in page.items] == ids[page_no * 40 : page_no * 40 + 40], page_no
+        assert page.total == N
+        assert read <= 100 and calls == 1, (page_no, read, calls)
+    seq = http.next_seq()
+    odd = await big.messages.list(THREAD, page=1249, per_page=11, direction=direction)
+    assert [m.id for m in odd.items] == ids[13739:13750]
+    assert cost(http, seq)[0] <= 100
+
+
+async def test_a_date_range_page_deep_in_the_thread_reads_about_its_size(
+    big: ConvexStore, http: RawHttp
+) -> None:
+    start, end = T0 + timedelta(milliseconds=5000), T0 + timedelta(milliseconds=20000)
+    lo, hi = (t.isoformat(timespec="milliseconds").replace("+00:00", "Z") for t in (start, end))
+    inside = [f"m{n:05d}" for n in range(N) if lo <= iso(n) <= hi]
+    seq = http.next_seq()
+    page = await big.messages.list(
+        THREAD,
+        page=150,
+        per_page=40,
+        date_range={"start": start, "end": end},
+    )
+    read, calls = cost(http, seq)
+    assert page.total == len(inside)
+    assert [m.id for m in page.items] == inside[6000:6040]
+    assert read <= 100 and calls == 1, (read, calls)
 
 
 async def test_every_message_is_listed_once_in_order(big: ConvexStore) -> None:

@@ -148,6 +148,17 @@ export async function takeWithin(
   return { docs, next: null };
 }
 
+/** Group key of `doc` for `fields`, or null when a field has no value. */
+export function groupKey(fields: readonly string[], doc: Record<string, unknown>): string | null {
+  const values: Record<string, unknown> = {};
+  for (const field of fields) {
+    const value = doc[field];
+    if (value === undefined || value === null) return null;
+    values[field] = value;
+  }
+  return JSON.stringify(values);
+}
+
 /** Drop the system fields so a document body can be rewritten. */
 export function bodyOf(doc: Fields): Fields {
   const { _id: _ignoredId, _creationTime: _ignoredTime, ...body } = doc;

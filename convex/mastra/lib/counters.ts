@@ -15,8 +15,17 @@
 //     when the scan reaches them, so the result is exact when it finishes.
 // A table without a "#state" row is READY when it is empty, else STALE.
 import type { Value } from "convex/values";
-import { type Ctx, type Doc, type ReadCtx, RequestError, bodyOf, takeWithin } from "./common";
+import {
+  type Ctx,
+  type Doc,
+  type ReadCtx,
+  RequestError,
+  bodyOf,
+  groupKey,
+  takeWithin,
+} from "./common";
 import { hasDerived, withDerived } from "./derived";
+import { RankForest, clearRanks, keyOf, rankedIndexesOf, treeOf } from "./ranks";
 import { byIndex } from "./tables";
 
 export const COUNTED_GROUPS: Record<string, readonly (readonly string[])[]> = {
@@ -65,17 +74,6 @@ export enum CounterState {
 }
 
 export const isCounted = (table: string): boolean => table in COUNTED_GROUPS;
-
-/** Group key of `doc` for `fields`, or null when a field has no value. */
-export function groupKey(fields: readonly string[], doc: Record<string, unknown>): string | null {
-  const values: Record<string, unknown> = {};
-  for (const field of fields) {
-    const value = doc[field];
-    if (value === undefined || value === null) return null;
-    values[field] = value;
-  }
-  return JSON.stringify(values);
-}
 
 /** Every counter row a document contributes to. */
 export function groupsOf(table: string, doc: Record<string, unknown>): string[] {
@@ -230,6 +228,10 @@ export async function rebuildStep(
     const stale = rows.filter((row) => !(row.group as string).startsWith("#"));
     for (const row of stale.slice(0, batchSize)) await ctx.db.delete(row._id);
     if (stale.length > batchSize) return { hasMore: true, state: "resetting", scanned: 0 };
+    // Rank trees are rebuilt with the counts (ranks.ts).
+    if (await clearRanks(ctx, table, batchSize - stale.length)) {
+      return { hasMore: true, state: "resetting", scanned: 0 };
+    }
     await writeCounterState(ctx, table, CounterState.Scanning);
     await setRow(ctx, table, SCAN_ROW, -1);
     return { hasMore: true, state: "scanning", scanned: 0 };
@@ -255,10 +257,16 @@ export async function rebuildStep(
     }
   }
   const deltas = new Map<string, number>();
+  const forest = new RankForest(ctx, table);
   for (const doc of batch) {
     const counted = hasDerived(table) ? await refreshDerived(ctx, table, doc) : doc;
     for (const group of groupsOf(table, counted)) deltas.set(group, (deltas.get(group) ?? 0) + 1);
+    for (const spec of rankedIndexesOf(table)) {
+      const tree = treeOf(spec, counted);
+      if (tree !== null) await forest.add(tree, keyOf(spec, counted));
+    }
   }
+  await forest.flush();
   for (const [group, delta] of deltas) {
     const row = await counterRow(ctx, table, group);
     await setRow(ctx, table, group, ((row?.count as number | undefined) ?? 0) + delta);

@@ -13,7 +13,15 @@ import {
   readString,
   READ_BUDGET,
 } from "./common";
-import { COUNTED_GROUPS, countedGroupFor, readCount, rebuildStep } from "./counters";
+import {
+  COUNTED_GROUPS,
+  CounterState,
+  countedGroupFor,
+  readCount,
+  readCounterStatus,
+  rebuildStep,
+} from "./counters";
+import { RankForest, type RankKey, keyOf, rankedIndexesOf, treeOf } from "./ranks";
 import { decodeJsonObject } from "./encoding";
 import {
   type Bounds,
@@ -125,6 +133,106 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
     continueCursor: page.continueCursor,
     isDone: page.isDone,
     ...(page.pageStatus ? { pageStatus: page.pageStatus } : {}),
+  });
+}
+
+/**
+ * pageByRank {tableName, index, eq, range?, order?, offset, numItems} ->
+ * {ranked: true, total, page, ties, skipped, continueCursor, isDone} | {ranked: false}.
+ * For an index with a rank tree (ranks.ts) and `eq` on all its leading fields:
+ * `total` is how many rows lie in `range`, and `page` the rows at `offset` ..
+ * `offset + numItems` of them in `order`, found through the tree instead of
+ * by reading the rows before `offset`. Reads one tree node per level and
+ * level per search, plus the page and any rows sharing its first sort value
+ * that come before it. A short page with isDone false stopped at the byte
+ * budget: continue with pageByIndex from continueCursor. `ranked: false`
+ * when the index has no tree or counts are not READY: page with pageByIndex.
+ */
+export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
+  const op = "pageByRank";
+  const table = typedTable(op, req.tableName);
+  const index = readString(req, "index");
+  const fields = indexFields(op, table, index);
+  const eq = readFilters(op, req.eq, "eq");
+  checkPrefix(
+    op,
+    index,
+    fields,
+    eq.map((clause) => clause.field),
+  );
+  const bounds = readBounds(op, req.range) ?? {};
+  const order = readOrder(op, req);
+  const offset = readInt(req, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
+  const numItems = readInt(req, "numItems", 100, 0, MAX_PAGE);
+  const notRanked = ok({ ranked: false });
+  const spec = rankedIndexesOf(table).find((ranked) => ranked.index === index);
+  if (!spec || eq.length !== spec.eq.length) return notRanked;
+  if ((await readCounterStatus(ctx, table)).state !== CounterState.Ready) return notRanked;
+  const tree = treeOf(spec, Object.fromEntries(eq.map((c) => [c.field, c.value])));
+  if (tree === null) return notRanked;
+  const forest = new RankForest(ctx, table);
+  const key = (value: Value | undefined): RankKey => keyOf(spec, { [spec.sort]: value });
+  // Ranks (ascending) of the first row in range and of the first row past it.
+  const lo =
+    bounds.gt !== undefined
+      ? await forest.countBelow(tree, key(bounds.gt), true)
+      : bounds.gte !== undefined
+        ? await forest.countBelow(tree, key(bounds.gte), false)
+        : 0;
+  const hi =
+    bounds.lt !== undefined
+      ? await forest.countBelow(tree, key(bounds.lt), false)
+      : bounds.lte !== undefined
+        ? await forest.countBelow(tree, key(bounds.lte), true)
+        : await forest.size(tree);
+  const total = Math.max(0, hi - lo);
+  const want = Math.min(numItems, total - offset);
+  if (want <= 0) {
+    return ok({
+      ranked: true,
+      total,
+      page: [],
+      ties: 0,
+      skipped: 0,
+      continueCursor: null,
+      isDone: true,
+    });
+  }
+  const rank = order === "asc" ? lo + offset : hi - 1 - offset;
+  const value = await forest.select(tree, rank);
+  // Missing sort values: the index cannot be entered at one (undefined and null differ there).
+  if (value === undefined || value === null) return notRanked;
+  // Rows sharing `value` before the wanted one, in reading order.
+  const ties =
+    order === "asc"
+      ? rank - (await forest.countBelow(tree, value, false))
+      : (await forest.countBelow(tree, value, true)) - 1 - rank;
+  if (ties + want > MAX_SCAN) return notRanked;
+  const from: Bounds =
+    order === "asc"
+      ? { gte: value, lt: bounds.lt, lte: bounds.lte }
+      : { lte: value, gt: bounds.gt, gte: bounds.gte };
+  const query = byIndex(
+    ctx,
+    table,
+    index,
+    eq.map((clause): [string, Value] => [clause.field, clause.value]),
+    spec.sort,
+    from,
+  ).order(order);
+  const page = await query.paginate({
+    cursor: null,
+    numItems: ties + want,
+    maximumBytesRead: READ_BUDGET,
+  });
+  return ok({
+    ranked: true,
+    total,
+    page: page.page.slice(ties),
+    ties,
+    skipped: Math.min(ties, page.page.length),
+    continueCursor: page.continueCursor,
+    isDone: page.isDone,
   });
 }
 

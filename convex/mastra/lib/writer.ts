@@ -3,9 +3,10 @@
 // Every insert, replace and delete goes through a Writer so that, in the same
 // transaction:
 //   - row counters (see counters.ts) follow inserts, deletes and group moves,
+//   - rank trees (see ranks.ts) follow the same rows, by sort value,
 //   - threads keep `lastMessageAt` = createdAt of their newest message, and
 //     get any extra fields an op asked for (e.g. `updatedAt` on saveMessages).
-// Counter and thread updates are batched and written once, in `flush()`.
+// Counter, rank and thread updates are batched and written once, in `flush()`.
 import type { Value } from "convex/values";
 import { type Ctx, type Doc, type Fields } from "./common";
 import {
@@ -16,6 +17,7 @@ import {
   readCounterStatus,
   writeCounterState,
 } from "./counters";
+import { RankForest, type RankKey, keyOf, rankedIndexesOf, treeOf } from "./ranks";
 
 const THREADS = "mastra_threads";
 const MESSAGES = "mastra_messages";
@@ -33,6 +35,8 @@ export class Writer {
   private modes = new Map<string, CounterMode>();
   private deltas = new Map<string, Map<string, number>>();
   private threads = new Map<string, Fields>();
+  /** table -> (tree, value) -> net change in how many rows have that value. */
+  private ranks = new Map<string, Map<string, { tree: string; key: RankKey; delta: number }>>();
 
   constructor(readonly ctx: Ctx) {}
 
@@ -83,6 +87,8 @@ export class Writer {
     }
     for (const [table, deltas] of this.deltas) await applyDeltas(this.ctx, table, deltas);
     this.deltas.clear();
+    for (const [table, changes] of this.ranks) await this.applyRanks(table, [...changes.values()]);
+    this.ranks.clear();
   }
 
   // ---- internals ----
@@ -110,6 +116,41 @@ export class Writer {
     let deltas = this.deltas.get(table);
     if (!deltas) this.deltas.set(table, (deltas = new Map()));
     for (const group of groupsOf(table, doc)) deltas.set(group, (deltas.get(group) ?? 0) + delta);
+    this.rank(table, doc, delta);
+  }
+
+  private rank(table: string, doc: Record<string, unknown>, delta: number) {
+    for (const spec of rankedIndexesOf(table)) {
+      const tree = treeOf(spec, doc);
+      if (tree === null) continue;
+      const key = keyOf(spec, doc);
+      let changes = this.ranks.get(table);
+      if (!changes) this.ranks.set(table, (changes = new Map()));
+      const id = `${tree}\u0000${JSON.stringify(key)}`;
+      const change = changes.get(id) ?? { tree, key, delta: 0 };
+      change.delta += delta;
+      changes.set(id, change);
+    }
+  }
+
+  /** Removals first: one the tree cannot make proves it wrong, and the table goes STALE. */
+  private async applyRanks(
+    table: string,
+    changes: { tree: string; key: RankKey; delta: number }[],
+  ): Promise<void> {
+    const forest = new RankForest(this.ctx, table);
+    for (const { tree, key, delta } of changes) {
+      for (let i = 0; i < -delta; i++) {
+        if (!(await forest.remove(tree, key))) {
+          await writeCounterState(this.ctx, table, CounterState.Stale);
+          return;
+        }
+      }
+    }
+    for (const { tree, key, delta } of changes) {
+      for (let i = 0; i < delta; i++) await forest.add(tree, key);
+    }
+    await forest.flush();
   }
 
   private afterWrite(table: string, before: Fields | null, after: Fields | null) {
@@ -142,8 +183,14 @@ export class Writer {
       if (thread[key] !== value) patch[key] = value;
     }
     if (Object.keys(patch).length > 0) {
+      const mode = await this.counterMode(THREADS);
       this.wrote = true;
       await ctx.db.patch(thread._id, patch);
+      if (this.counts(mode, thread)) {
+        // updatedAt is a sort value of a rank tree; counts do not change.
+        this.rank(THREADS, thread, -1);
+        this.rank(THREADS, { ...thread, ...patch }, +1);
+      }
     }
   }
 }

@@ -96,6 +96,8 @@ class HandlerInfo:
     version: str | None
     protocol: int
     ops: frozenset[str] = field(default_factory=frozenset)
+    ranked: frozenset[tuple[str, str, tuple[str, ...]]] = field(default_factory=frozenset)
+    """(table, index, equality fields) of the listings ``pageByRank`` serves."""
 
     @property
     def is_stock(self) -> bool:
@@ -257,4 +259,9 @@ class Dispatcher:
             version=str(result["version"]) if result.get("version") else None,
             protocol=int(result.get("protocol", 0)),
             ops=frozenset(str(op) for op in result.get("ops", [])),
+            ranked=frozenset(
+                (str(table), str(index), tuple(str(name) for name in eq))
+                for table, indexes in (result.get("ranked") or {}).items()
+                for index, eq in indexes.items()
+            ),
         )

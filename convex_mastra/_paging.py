@@ -111,6 +111,7 @@ class Rows:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         self._warned_stale: set[str] = set()  # tables already named in a warning
+        self._warned_unranked: set[str] = set()
 
     async def _indexed(self) -> bool:
         return (await self._dispatcher.info()).supports("pageByIndex")
@@ -236,10 +237,11 @@ class Rows:
             cursor = reply["continueCursor"]
 
     async def _rankable(self, query: IndexQuery) -> bool:
+        info = await self._dispatcher.info()
         return (
             query.match is None
             and not query.filters
-            and (await self._dispatcher.info()).supports("pageByRank")
+            and (query.table, query.index, tuple(name for name, _ in query.eq)) in info.ranked
         )
 
     async def _by_rank(
@@ -254,6 +256,14 @@ class Rows:
             numItems=min(limit, MAX_PAGE),
         )
         if not reply["ranked"]:
+            if query.table not in self._warned_unranked:
+                self._warned_unranked.add(query.table)
+                logger.warning(
+                    "rank trees of %s are incomplete (counters stale, or not built since an "
+                    "upgrade); pages deep in a listing read the rows before them. "
+                    "store.rebuild_counters() builds them.",
+                    query.table,
+                )
             return None
         total = int(reply["total"])
         rows = list(reply["page"])

@@ -105,12 +105,13 @@ class ConvexStore(Closable):
         return await self._dispatcher.info()
 
     async def rebuild_counters(self, *, force: bool = False) -> None:
-        """Recount rows for exact, cheap totals, in bounded batches.
+        """Recount rows and rebuild rank trees, for exact totals and cheap pages, in batches.
 
         Needed once after rows were written without counting (by the stock @mastra/convex
-        handler, or imported); until then totals fall back to counting scans. Writes made
+        handler, or imported) and once after upgrading from a version without rank trees;
+        until then totals fall back to counting scans and deep pages to skipping. Writes made
         while it runs are counted correctly. ``force`` recounts tables whose counters are
-        already trusted (after deploying a handler version that counts new groups).
+        already trusted (after writes made around the handler).
         """
         if (await self._dispatcher.info()).is_stock:
             raise ConfigurationError("the stock @mastra/convex handler keeps no counters")

@@ -44,6 +44,7 @@ import {
 } from "./lib/memory";
 import { OM_OPS, observationalOp } from "./lib/observational";
 import { SCHEDULE_OPS, scheduleOp } from "./lib/schedules";
+import { RANKED_INFO } from "./lib/ranks";
 import { route } from "./lib/tables";
 import { LOAD_MANY_MAX, MAX_BATCH, MAX_PAGE, QUERY_CAP, typedOp } from "./lib/typed";
 import { vectorOp } from "./lib/vectors";
@@ -87,6 +88,8 @@ const INFO = {
   version: VERSION,
   protocol: PROTOCOL,
   ops: [...RECORD_OPS, ...SCHEDULE_OPS, ...OM_OPS, ...OUR_OPS],
+  /** Table -> index -> equality fields: the listings pageByRank serves. */
+  ranked: RANKED_INFO,
   limits: {
     loadManyIds: LOAD_MANY_MAX,
     queryTableRows: QUERY_CAP,

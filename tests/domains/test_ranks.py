@@ -10,13 +10,16 @@ few hundred rows already exercise splits, merges of empty nodes and root changes
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from convex_mastra import ConvexStore
 from convex_mastra.pytest_plugin import Deployment
-from tests.conftest import RawHttp
+from tests.conftest import RawHttp, import_rows
 from tests.domains.test_threads import T0
 
 
@@ -180,3 +183,69 @@ async def test_thread_pages_stay_exact_as_threads_are_touched(
                 )
                 assert page.total == 130
                 assert len(calls) == 1 and calls[0]["documentsRead"] <= 20 + 64 + 12
+
+
+async def test_counters_from_before_rank_trees_are_upgraded_by_one_rebuild(
+    convex_test_deployment: Deployment, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A deployment counted by a version of the functions that kept no rank trees: READY
+    # counters and exact totals, but no "#ranks" row and no tree nodes.
+    dep = convex_test_deployment
+    n = 300
+    when = [(T0 + timedelta(seconds=k)).isoformat().replace("+00:00", "Z") for k in range(n)]
+    import_rows(
+        dep,
+        "mastra_threads",
+        [{"id": "t", "resourceId": "r", "title": "", "createdAt": when[0], "updatedAt": when[0]}],
+    )
+    import_rows(
+        dep,
+        "mastra_messages",
+        [
+            {
+                "id": f"m{k:03d}",
+                "thread_id": "t",
+                "resourceId": "r",
+                "role": "user",
+                "type": "v2",
+                "content": "{}",
+                "createdAt": when[k],
+            }
+            for k in range(n)
+        ],
+    )
+    counters = {
+        "mastra_threads": {"*": 1, '{"resourceId":"r"}': 1},
+        "mastra_messages": {
+            '{"thread_id":"t"}': n,
+            '{"resourceId":"r"}': n,
+            '{"thread_id":"t","resourceId":"r"}': n,
+        },
+    }
+    import_rows(
+        dep,
+        "mastra_counters",
+        [
+            {"table": table, "group": group, "count": count}
+            for table, groups in counters.items()
+            for group, count in {**groups, "#state": 1}.items()
+        ],
+    )
+    http = RawHttp(dep.url, dep.admin_key)
+    expected = [f"m{k:03d}" for k in range(140, 160)]
+    async with ConvexStore(dep.url, dep.admin_key) as store:
+        seq = http.next_seq()
+        with caplog.at_level(logging.WARNING, logger="convex_mastra.paging"):
+            page = await store.messages.list("t", page=7, per_page=20)
+        # Right, by reading the rows before the page, and the SDK says why.
+        assert [m.id for m in page.items] == expected and page.total == n
+        assert sum(int(c["documentsRead"]) for c in http.calls_since(seq)) > 140
+        assert "rebuild_counters()" in caplog.text
+
+        await store.rebuild_counters()  # unforced: trees missing is reason enough
+
+        seq = http.next_seq()
+        page = await store.messages.list("t", page=7, per_page=20)
+        calls = http.calls_since(seq)
+        assert [m.id for m in page.items] == expected and page.total == n
+        assert len(calls) == 1 and int(calls[0]["documentsRead"]) <= 20 + 12

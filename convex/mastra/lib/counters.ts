@@ -14,6 +14,11 @@
 //     counts of rows at or before the scan position; later rows are counted
 //     when the scan reaches them, so the result is exact when it finishes.
 // A table without a "#state" row is READY when it is empty, else STALE.
+//
+// Rank trees (ranks.ts) change with the counts and are rebuilt with them. A "#ranks" row
+// says they are complete: written whenever the state becomes READY, removed when a rebuild
+// starts. A table counted by an earlier version of these functions is READY without it: its
+// trees are trusted only after one rebuild, which `rebuildCounters` then runs unforced.
 import type { Value } from "convex/values";
 import {
   type Ctx,
@@ -25,7 +30,7 @@ import {
   takeWithin,
 } from "./common";
 import { hasDerived, withDerived } from "./derived";
-import { RankForest, clearRanks, keyOf, rankedIndexesOf, treeOf } from "./ranks";
+import { RankForest, clearRanks, isRanked, keyOf, rankedIndexesOf, treeOf } from "./ranks";
 import { byIndex } from "./tables";
 
 export const COUNTED_GROUPS: Record<string, readonly (readonly string[])[]> = {
@@ -65,6 +70,7 @@ const COUNTS_ALL_ROWS = new Set([
 ]);
 const STATE_ROW = "#state";
 const SCAN_ROW = "#scan";
+const RANKS_ROW = "#ranks";
 
 export enum CounterState {
   Stale = 0,
@@ -127,6 +133,16 @@ async function setRow(ctx: Ctx, table: string, group: string, count: number | nu
 
 export async function writeCounterState(ctx: Ctx, table: string, state: CounterState) {
   await setRow(ctx, table, STATE_ROW, state);
+  if (isRanked(table) && (state === CounterState.Ready || state === CounterState.Resetting)) {
+    await setRow(ctx, table, RANKS_ROW, state === CounterState.Ready ? 1 : null);
+  }
+}
+
+/** Whether the rank trees of `table` hold every row: counts READY and trees complete. */
+export async function ranksReady(ctx: ReadCtx, table: string): Promise<boolean> {
+  const status = await readCounterStatus(ctx, table);
+  if (status.state !== CounterState.Ready) return false;
+  return !status.stored || (await counterRow(ctx, table, RANKS_ROW))?.count === 1;
 }
 
 /**
@@ -212,7 +228,9 @@ export async function rebuildStep(
   force: boolean,
 ): Promise<{ hasMore: boolean; state: string; scanned: number }> {
   const status = await readCounterStatus(ctx, table);
-  if (status.state === CounterState.Ready && !(force && status.stored)) {
+  const treesMissing =
+    status.state === CounterState.Ready && isRanked(table) && !(await ranksReady(ctx, table));
+  if (status.state === CounterState.Ready && !((force || treesMissing) && status.stored)) {
     if (!status.stored) await writeCounterState(ctx, table, CounterState.Ready);
     return { hasMore: false, state: "ready", scanned: 0 };
   }

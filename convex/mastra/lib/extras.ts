@@ -13,14 +13,7 @@ import {
   readString,
   READ_BUDGET,
 } from "./common";
-import {
-  COUNTED_GROUPS,
-  CounterState,
-  countedGroupFor,
-  readCount,
-  readCounterStatus,
-  rebuildStep,
-} from "./counters";
+import { COUNTED_GROUPS, countedGroupFor, ranksReady, readCount, rebuildStep } from "./counters";
 import { RankForest, type RankKey, keyOf, rankedIndexesOf, treeOf } from "./ranks";
 import { decodeJsonObject } from "./encoding";
 import {
@@ -146,7 +139,8 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
  * level per search, plus the page and any rows sharing its first sort value
  * that come before it. A short page with isDone false stopped at the byte
  * budget: continue with pageByIndex from continueCursor. `ranked: false`
- * when the index has no tree or counts are not READY: page with pageByIndex.
+ * when the index has no tree or its trees are incomplete (counts not READY, or
+ * not rebuilt since an upgrade): page with pageByIndex.
  */
 export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
   const op = "pageByRank";
@@ -167,7 +161,7 @@ export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
   const notRanked = ok({ ranked: false });
   const spec = rankedIndexesOf(table).find((ranked) => ranked.index === index);
   if (!spec || eq.length !== spec.eq.length) return notRanked;
-  if ((await readCounterStatus(ctx, table)).state !== CounterState.Ready) return notRanked;
+  if (!(await ranksReady(ctx, table))) return notRanked;
   const tree = treeOf(spec, Object.fromEntries(eq.map((c) => [c.field, c.value])));
   if (tree === null) return notRanked;
   const forest = new RankForest(ctx, table);

@@ -48,6 +48,14 @@ const RANKED: Record<string, RankedIndex[]> = Object.fromEntries(
   ]),
 );
 
+/** For `info`: table -> ranked index -> the equality fields a listing must give. */
+export const RANKED_INFO: Record<string, Record<string, string[]>> = Object.fromEntries(
+  Object.entries(RANKED).map(([table, specs]) => [
+    table,
+    Object.fromEntries(specs.map((spec) => [spec.index, spec.eq])),
+  ]),
+);
+
 export const rankedIndexesOf = (table: string): RankedIndex[] => RANKED[table] ?? [];
 
 export const isRanked = (table: string): boolean => table in RANKED;

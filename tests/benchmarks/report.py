@@ -256,12 +256,9 @@ def targets(results: Results) -> list[tuple[str, str, bool, str]]:
             worst.cost["ours"].read <= 100,
             ""
             if worst.cost["ours"].read <= 100
-            else "the handler pages by skipping: Convex has no offset, so a page at offset o reads "
-            "min(o, total - o) + its size rows from the nearer end of the index. First and last "
-            "pages are cheap; a middle page of 20,000 reads about 10,000 (still ≤ @mastra/convex, "
-            "which reads every row up to 10,000 and cannot reach that page at all). Bounding "
-            "every page needs an order-statistics index (a counted B-tree such as "
-            "@convex-dev/aggregate) in the handler.",
+            else "this page was not served by a rank tree (trees incomplete: counters stale or "
+            "not rebuilt since an upgrade), so the handler skipped min(o, total - o) rows from "
+            "the nearer end of the index to reach it.",
         )
     )
     for row in results.loads:

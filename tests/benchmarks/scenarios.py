@@ -130,8 +130,22 @@ class Raw:
     def window(
         self, table: str, index: str, eq: list[dict[str, Any]], offset: int, limit: int, desc: bool
     ) -> tuple[list[str], int]:
-        """A page as the SDK reads it: the total from counters, then the window from the nearer
-        end of the index, skipping at most 4,000 rows per call (the handler's scan bound)."""
+        """A page as the SDK reads it: total and window from the rank tree in one call; where
+        the handler keeps none, the total from counters, then the window from the nearer end of
+        the index, skipping at most 4,000 rows per call (the handler's scan bound)."""
+        ranked = self.call(
+            {
+                "op": "pageByRank",
+                "tableName": table,
+                "index": index,
+                "eq": eq,
+                "order": "desc" if desc else "asc",
+                "offset": offset,
+                "numItems": limit,
+            }
+        )["result"]
+        if ranked["ranked"] and (ranked["isDone"] or len(ranked["page"]) == limit):
+            return [row["id"] for row in ranked["page"]], int(ranked["total"])
         total = int(self.call({"op": "count", "tableName": table, "eq": eq})["result"])
         end = min(total, offset + limit)
         limit = end - offset

@@ -4,17 +4,19 @@ Why it is built this way (measured, see docs/architecture.md):
 
 - ``convex.ConvexClient`` (WebSocket, Rust) holds the GIL while it waits for the server, so even on
   a worker thread it freezes the event loop for the whole round trip. We do not use it.
-- The HTTP API, as ``convex.http_client.ConvexHttpClient`` speaks it, releases the GIL while it
-  waits, but that client opens a new connection per call, sets no timeout and raises bare
-  ``Exception``. So we speak the same wire format over one keep-alive ``http.client`` connection
-  per worker thread, and reuse ``convex.values`` for value encoding (``ConvexInt64``, bytes,
-  special floats), with orjson for the JSON itself. ``http.client`` rather than ``requests``:
-  every thread's Python work competes with the event loop for the GIL, and requests does several
-  times more of it per call (measured: worst loop lag 52 ms against 7 ms at 32 concurrent calls).
-- Each call runs on a worker thread under a per-transport ``anyio.CapacityLimiter``, inside
-  ``anyio.fail_after(timeout)``. The thread is abandoned on timeout or cancellation, so the caller's
-  wait is bounded and the loop never blocks. The abandoned thread keeps its concurrency slot
-  until it ends, so ``max_concurrency`` bounds threads and sockets; its socket timeout ends it.
+- ``convex.http_client.ConvexHttpClient`` speaks the HTTP API, but opens a new connection per
+  call, sets no timeout, raises bare ``Exception`` and blocks. So we speak the same wire format
+  ourselves and reuse ``convex.values`` for value encoding (``ConvexInt64``, bytes, special
+  floats), with orjson for the JSON itself.
+- The I/O runs on the event loop itself: keep-alive connections are asyncio protocols framed by
+  ``h11`` (``_http.py``), pooled here. A call is a write and a wait; no thread hop, no GIL
+  hand-over. (The first transport ran ``http.client`` on worker threads: about 0.3 ms more CPU
+  per call, which capped one process near 1,000 calls/s.) Encoding a big request or decoding a
+  big answer takes tens of milliseconds, so above a size threshold that runs on a worker thread.
+- Each call runs inside ``anyio.fail_after(timeout)``, and holds one of ``max_concurrency``
+  tokens from before it connects until its connection is back in the pool or closed, so
+  ``max_concurrency`` bounds sockets. A call cancelled or timed out mid-exchange closes its
+  connection at once: a connection in an unknown state is never reused.
 
 Cancellation and timeouts are honest about mutations: once a mutation's request may have reached
 the server, a timeout or cancellation cannot tell whether it was applied. Convex runs a mutation
@@ -24,14 +26,11 @@ it is marked idempotent, which the dispatcher does for read-only operations.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import ipaddress
 import logging
 import random
-import select
 import socket
-import threading
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import anyio
+import h11
 import orjson
 from convex import ConvexInt64
 from convex import __version__ as convex_version
@@ -52,6 +52,7 @@ from ._errors import (
     RequestTimeoutError,
     ValidationError,
 )
+from ._http import Broken, Connection, default_ssl_context, open_connection
 from ._version import __version__
 
 __all__ = ["DEFAULT", "ConvexInt64", "RetryPolicy", "Transport", "UseDefault"]
@@ -75,6 +76,11 @@ _CONNECT_TIMEOUT = 10.0
 _MAX_SECRET = 8192  # admin keys are ~100 characters; JWTs a few thousand at most
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 _CLOSED = "this store is closed; create a new one"
+# Above these sizes, encoding a request or decoding an answer moves to a worker thread; below
+# them it costs the loop under about a millisecond (measured, see docs/architecture.md).
+_BIG_REQUEST = 1000  # values in the arguments (strings count one per KiB)
+_BIG_ANSWER = 32 * 1024  # bytes of JSON
+_HEADS_CACHED = 512
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def _find_bad_path(value: Any, path: str = "args") -> str:
 class Transport:
     """Async calls to Convex functions over the HTTP API, never blocking the event loop.
 
-    Shareable by many tasks of one event loop; threads and sockets in use are bounded by
+    Shareable by many tasks of one event loop; connections (open sockets) are bounded by
     ``max_concurrency``.
     """
 
@@ -195,17 +201,26 @@ class Transport:
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
-        self._base_path = parts.path.rstrip("/")
-        self._headers = {
-            "Content-Type": "application/json",
-            "Convex-Client": f"python-{convex_version}",
-            "User-Agent": f"convex-mastra/{__version__}",
-            **({"Authorization": self._auth} if self._auth else {}),
+        base_path = parts.path.rstrip("/")
+        self._targets: dict[str, str] = {
+            kind: f"{base_path}/api/{kind}" for kind in ("query", "mutation", "action")
         }
-        self._idle: list[http.client.HTTPConnection] = []
-        self._pool_lock = threading.Lock()
-        # A limiter of our own for anyio's worker threads, so this store never takes tokens from
-        # the process-wide default pool that FastAPI's sync endpoints share.
+        default_port = self._port == (443 if self._https else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._header_list: list[tuple[str, str]] = [
+            ("Host", host if default_port else f"{host}:{self._port}"),
+            ("Content-Type", "application/json"),
+            ("Convex-Client", f"python-{convex_version}"),
+            ("User-Agent", f"convex-mastra/{__version__}"),
+            *([("Authorization", self._auth)] if self._auth else []),
+        ]
+        self._heads: dict[tuple[str, int], h11.Request] = {}
+        self._ssl_context: ssl.SSLContext | None = None
+        self._idle: list[Connection] = []
+        self._abandoned: set[Connection] = set()
+        # A limiter of our own for the worker threads that encode and decode big payloads, so
+        # this store never takes tokens from the process-wide default pool that FastAPI's sync
+        # endpoints share.
         self._threads = anyio.CapacityLimiter(max_concurrency)
         self._closed = False
 
@@ -300,113 +315,123 @@ class Transport:
     async def _attempt(
         self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None
     ) -> Any:
-        # The concurrency token is held until the worker thread really finishes, not until the
-        # caller stops waiting: anyio releases its own limiter when a call is abandoned, and
-        # the abandoned thread still holds a socket to a server that may be overloaded.
+        body = await self._encode(path, args)
+        # The concurrency token bounds connections: a call holds one from before it connects
+        # until its connection is back in the pool or closed (also on timeout or cancellation).
         token = object()
-        await self._limiter.acquire_on_behalf_of(token)
-        lock = threading.Lock()
-        state = {"started": False, "done": False, "abandoned": False}
-
-        def work() -> Any:
-            with lock:
-                if state["abandoned"]:  # cancelled before it started: nothing to do
-                    raise anyio.get_cancelled_exc_class()
-                state["started"] = True
-            try:
-                return self._post(kind, path, args, limit)
-            finally:
-                with lock:
-                    state["done"] = True
-                    release_here = state["abandoned"]
-                if release_here:
-                    with contextlib.suppress(RuntimeError):  # the event loop is gone
-                        anyio.from_thread.run_sync(self._limiter.release_on_behalf_of, token)
-
         try:
-            return await anyio.to_thread.run_sync(
-                work, limiter=self._threads, abandon_on_cancel=True
-            )
+            self._limiter.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            await self._limiter.acquire_on_behalf_of(token)
+        holds_token = True
+        try:
+            conn = await self._checkout()
+            try:
+                status, content, reusable = await conn.request(self._head(kind, body), body)
+            except Broken as exc:
+                conn.close()
+                message = f"connection to {self.url} failed during {kind} {path}: {exc.reason}"
+                raise DeploymentUnavailable(self._redact(message)) from None
+            except BaseException:
+                # Timed out or cancelled mid-exchange: whether a sent mutation ran is unknown,
+                # and so is the connection's state: it is never reused. The server may still
+                # be working on the request, so the token stays taken until the answer comes,
+                # the connection breaks or the socket would have timed out (limit + 1 s).
+                # (Once the store is closed, nothing waits for that token: closed at once.)
+                if not self._closed:
+                    self._abandoned.add(conn)
+                    conn.abandon(
+                        lambda: self._release_abandoned(conn, token),
+                        (limit + 1.0) if limit else None,
+                    )
+                    holds_token = False
+                else:
+                    conn.close()
+                raise
+            if reusable:
+                self._checkin(conn)
+            else:
+                conn.close()
         finally:
-            # Exactly one side releases: here, unless the worker started and is still running.
-            with lock:
-                worker_releases = state["started"] and not state["done"]
-                state["abandoned"] = True
-            if not worker_releases:
+            if holds_token:
                 self._limiter.release_on_behalf_of(token)
+        if len(content) > _BIG_ANSWER:  # a long listing: decoding it would stall the loop
+            return await anyio.to_thread.run_sync(
+                self._decode, kind, path, status, content, limiter=self._threads
+            )
+        return self._decode(kind, path, status, content)
+
+    async def _encode(self, path: str, args: Mapping[str, Any]) -> bytes:
+        if _weight(args, _BIG_REQUEST) < _BIG_REQUEST:
+            return _envelope(path, args)
+        # A large batch takes tens of milliseconds to encode: a worker thread does it.
+        return await anyio.to_thread.run_sync(_envelope, path, args, limiter=self._threads)
+
+    def _head(self, kind: Kind, body: bytes) -> h11.Request:
+        # h11 validates every header of a new Request (a fifth of a small call's transport CPU),
+        # and requests of one kind differ only in their length: a Request is immutable, so
+        # one per (kind, length) is built once and reused.
+        key = (kind, len(body))
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= _HEADS_CACHED:
+                self._heads.clear()
+            head = self._heads[key] = h11.Request(
+                method="POST",
+                target=self._targets[kind],
+                headers=[*self._header_list, ("Content-Length", str(len(body)))],
+            )
+        return head
+
+    def _release_abandoned(self, conn: Connection, token: object) -> None:
+        self._abandoned.discard(conn)
+        self._limiter.release_on_behalf_of(token)
 
     async def aclose(self) -> None:
-        """Close pooled connections; later calls raise ConfigurationError.
+        """Close pooled connections, and those of calls that timed out or were cancelled;
+        later calls raise ConfigurationError.
 
         Calls still in flight finish (or time out) and close their connection afterwards.
         """
-        with self._pool_lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
+        self._closed = True
+        idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+        for connection in list(self._abandoned):
+            connection.close()
 
-    # -- worker thread side ----------------------------------------------------------------
+    # -- the connection pool ---------------------------------------------------------------
 
-    def _checkout(self) -> http.client.HTTPConnection:
-        with self._pool_lock:
-            if self._closed:
-                raise ConfigurationError(_CLOSED)
-            conn = self._idle.pop() if self._idle else None
-        if conn is not None and _dropped(conn):
-            conn.close()  # the server closed it while idle; reconnecting sends nothing twice
-        if conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = cls(self._host, self._port)
-        return conn
-
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
-        # At most max_concurrency workers run at once, so the idle list never outgrows that.
-        with self._pool_lock:
-            if not self._closed and conn.sock is not None:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def _post(self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None) -> Any:
-        # Encoding runs here, off the event loop: a large batch takes tens of milliseconds.
-        envelope = (
-            b'{"path":'
-            + orjson.dumps(path)
-            + b',"format":"convex_encoded_json","args":'
-            + encode_args(args)
-            + b"}"
-        )
-        conn = self._checkout()
+    async def _checkout(self) -> Connection:
+        if self._closed:
+            raise ConfigurationError(_CLOSED)
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if conn.reusable():
+                return conn
+            # The server closed it while idle (or it belongs to another event loop): dropped,
+            # and the call connects afresh, which sends nothing twice.
+            conn.close()
+        context = None
+        if self._https:
+            context = self._ssl_context
+            if context is None:  # loading the trust store reads files: not on the loop
+                context = await anyio.to_thread.run_sync(default_ssl_context)
+                self._ssl_context = context
         try:
-            if conn.sock is None:
-                conn.timeout = min(_CONNECT_TIMEOUT, limit or _CONNECT_TIMEOUT)
-                try:
-                    conn.connect()
-                except OSError as exc:  # refused, DNS failure, connect timeout: nothing was sent
-                    conn.close()
-                    message = f"could not connect to {self.url} ({_reason(exc)}); is it running?"
-                    raise _NotSent(self._redact(message)) from None
-            # Bounds the worker thread per socket read; fail_after bounds the caller.
-            conn.sock.settimeout((limit + 1.0) if limit else None)
-            try:
-                conn.request("POST", f"{self._base_path}/api/{kind}", envelope, self._headers)
-                response = conn.getresponse()
-                status, content = response.status, response.read()
-            except TimeoutError:
-                conn.close()
-                raise RequestTimeoutError(
-                    f"{kind} {path} got no answer from {self.url} within {limit} s"
-                ) from None
-            except Exception as exc:
-                conn.close()
-                message = f"connection to {self.url} failed during {kind} {path}: {_reason(exc)}"
-                raise DeploymentUnavailable(self._redact(message)) from None
-            if response.will_close:
-                conn.close()
-        finally:
-            self._checkin(conn)
-        return self._decode(kind, path, status, content)
+            with anyio.fail_after(_CONNECT_TIMEOUT):
+                return await open_connection(self._host, self._port, context)
+        except OSError as exc:  # refused, DNS failure, TLS failure, connect timeout: not sent
+            message = f"could not connect to {self.url} ({_reason(exc)}); is it running?"
+            raise _NotSent(self._redact(message)) from None
+
+    def _checkin(self, conn: Connection) -> None:
+        # At most max_concurrency calls hold a connection, so the pool never outgrows that.
+        if self._closed:
+            conn.close()
+        else:
+            self._idle.append(conn)
 
     def _decode(self, kind: Kind, path: str, status: int, content: bytes) -> Any:
         try:
@@ -470,8 +495,8 @@ def _clean_secret(secret: str | None) -> str | None:
             f"HTTP header can carry ({_MAX_SECRET:,}); check what was passed"
         )
     if not secret.isascii():
-        # No Convex key or JWT has them, and http.client cannot send them in a header: the
-        # call would fail as if the deployment were down (and reads would be retried).
+        # No Convex key or JWT has them, and an HTTP header cannot carry them: the call would
+        # fail as if the deployment were down (and reads would be retried).
         raise ConfigurationError(
             "the admin key or auth token contains non-ASCII characters; check that it was "
             "copied whole from the dashboard or `npx convex dashboard`"
@@ -479,17 +504,35 @@ def _clean_secret(secret: str | None) -> str | None:
     return secret
 
 
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle keep-alive connection was closed by the server (readable = EOF)."""
-    sock = conn.sock
-    if sock is None:
-        return False
-    try:
-        poller = select.poll()  # poll, not select: select fails for descriptors >= 1024
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
+def _envelope(path: str, args: Mapping[str, Any]) -> bytes:
+    return (
+        b'{"path":'
+        + orjson.dumps(path)
+        + b',"format":"convex_encoded_json","args":'
+        + encode_args(args)
+        + b"}"
+    )
+
+
+def _weight(value: Any, limit: int) -> int:
+    """Roughly what encoding ``value`` costs: values in it, a string counting one per KiB.
+    Stops counting at ``limit``, so small arguments cost a few microseconds to weigh."""
+    weight = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        weight += 1
+        if isinstance(item, str):
+            weight += len(item) >> 10
+        elif isinstance(item, Mapping):
+            stack += item.values()
+        elif isinstance(item, list | tuple):
+            stack += item
+        elif isinstance(item, bytes | bytearray):
+            weight += len(item) >> 8  # base64 in Python: slower than strings
+        if weight >= limit:
+            break
+    return weight
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,332 @@
+"""The transport's connections against scripted HTTP servers: the keep-alive pool, answers cut
+short, cancellation, the concurrency bound on sockets, TLS verification, and the size
+thresholds above which encoding and decoding leave the event loop.
+
+The servers are ``http.server`` handlers speaking HTTP/1.1 with keep-alive; each records its
+connections and the requests it read, so a test can tell a reused connection from a new one
+and a request sent once from one sent twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+import convex_mastra._transport as transport_module
+from convex_mastra import DeploymentUnavailable, RequestTimeoutError
+from convex_mastra._transport import Transport
+
+
+class Script:
+    """What the server does, and what it saw."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.answer: Any = {"ok": True}
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.opened = 0
+        self.closed = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.requests: list[tuple[int, bytes]] = []
+
+    def connected(self) -> int:
+        with self.lock:
+            self.opened += 1
+            self.open_now += 1
+            self.most_open = max(self.most_open, self.open_now)
+            return self.opened
+
+    def disconnected(self) -> None:
+        with self.lock:
+            self.closed += 1
+            self.open_now -= 1
+
+
+def _handler(script: Script) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive unless told otherwise
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection_id = script.connected()
+
+        def finish(self) -> None:
+            script.disconnected()
+            super().finish()
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with script.lock:
+                script.requests.append((self.connection_id, body))
+            if script.delay:
+                time.sleep(script.delay)
+            payload = orjson.dumps({"status": "success", "value": script.answer, "logLines": []})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if script.mode == "stall":  # half the answer, then nothing until the client hangs up
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.connection.settimeout(10)
+                with contextlib.suppress(OSError):
+                    self.connection.recv(1)
+                self.close_connection = True
+                return
+            self.wfile.write(payload)
+            if script.mode == "stray":  # bytes after the answer that nobody asked for
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            if script.mode == "close":  # keep-alive answer, then the server hangs up
+                self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # failed TLS handshakes and clients hanging up: expected here
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+def _serve(script: Script, context: ssl.SSLContext | None = None) -> tuple[Server, str]:
+    server = Server(("127.0.0.1", 0), _handler(script))
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    scheme = "https" if context is not None else "http"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def url(script: Script) -> Iterator[str]:
+    server, address = _serve(script)
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+async def _until(condition: Any, seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the server"
+        await anyio.sleep(0.01)
+
+
+async def test_keep_alive_reuses_one_connection(url: str, script: Script) -> None:
+    transport = Transport(url, admin_key="k")
+    for n in range(3):
+        script.answer = float(n)
+        assert await transport.mutation("f:g", {"n": n}) == n
+    await transport.aclose()
+    assert script.opened == 1 and len(script.requests) == 3
+
+
+async def test_a_connection_the_server_closed_is_never_reused(url: str, script: Script) -> None:
+    # The server answers with keep-alive and then hangs up. A write sent on that dead socket
+    # would fail after it may have left, and could not be retried: the pool must notice first.
+    script.mode = "close"
+    transport = Transport(url, admin_key="k", retry=transport_module.RetryPolicy(attempts=1))
+    for n in range(4):
+        script.answer = float(n)
+        assert await transport.mutation("f:g", {"n": n}) == n
+        await _until(lambda n=n: script.closed == n + 1)
+    await transport.aclose()
+    assert script.opened == 4
+    assert [connection for connection, _ in script.requests] == [1, 2, 3, 4]
+
+
+async def test_bytes_after_an_answer_make_the_connection_unusable(url: str, script: Script) -> None:
+    script.mode = "stray"
+    transport = Transport(url, admin_key="k")
+    for n in range(3):
+        script.answer = float(n)
+        assert await transport.mutation("f:g", {"n": n}) == n  # never the stray "{}"
+        await anyio.sleep(0.05)
+    await transport.aclose()
+    assert script.opened == 3 and len(script.requests) == 3
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+async def test_an_answer_cut_short_closes_the_connection_after_the_grace(
+    url: str, script: Script, how: str
+) -> None:
+    script.mode = "stall"
+    transport = Transport(url, admin_key="k", request_timeout=0.3 if how == "timeout" else 0.5)
+    started = time.monotonic()
+    if how == "timeout":
+        with pytest.raises(RequestTimeoutError, match="may or may not have been applied"):
+            await transport.mutation("f:g", {})
+    else:
+        with anyio.move_on_after(0.2):
+            await transport.mutation("f:g", {})
+    assert time.monotonic() - started < 0.6  # the caller is not kept waiting
+    assert len(script.requests) == 1  # the write was not sent again
+    # The server may still be working on it: the slot stays taken, as a socket timeout
+    # (request_timeout + 1 s) would have kept it, then the connection is closed.
+    assert transport._limiter.borrowed_tokens == 1
+    await _until(lambda: transport._limiter.borrowed_tokens == 0, 2.5)
+    assert time.monotonic() - started >= 1.2
+    await _until(lambda: script.closed == 1)
+    script.mode = "ok"
+    assert await transport.mutation("f:g", {}) == {"ok": True}
+    assert script.opened == 2  # a new connection, never the one in an unknown state
+    await transport.aclose()
+
+
+async def test_aclose_ends_abandoned_and_idle_connections(url: str, script: Script) -> None:
+    transport = Transport(url, admin_key="k", request_timeout=30)
+    script.delay = 0.05
+    async with anyio.create_task_group() as tg:  # two connections, both idle afterwards
+        tg.start_soon(transport.query, "f:g", {})
+        tg.start_soon(transport.query, "f:g", {})
+    assert script.opened == 2 and script.closed == 0
+    script.mode = "stall"
+    with anyio.move_on_after(0.2):
+        await transport.mutation("f:g", {})
+    assert transport._limiter.borrowed_tokens == 1
+    await transport.aclose()
+    await _until(lambda: script.closed == 2)
+    await _until(lambda: transport._limiter.borrowed_tokens == 0)
+
+
+async def test_max_concurrency_bounds_open_connections(url: str, script: Script) -> None:
+    script.delay = 0.05
+    transport = Transport(url, admin_key="k", max_concurrency=3)
+    results: list[Any] = []
+
+    async def one() -> None:
+        results.append(await transport.query("f:g", {}))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(12):
+            tg.start_soon(one)
+    await transport.aclose()
+    assert len(results) == 12
+    assert script.most_open <= 3 and script.opened == 3
+
+
+async def test_big_payloads_are_encoded_and_decoded_off_the_loop(
+    url: str, script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop_thread = threading.current_thread()
+    encoded_on: list[bool] = []
+    decoded_on: list[bool] = []
+    encode = transport_module.encode_args
+
+    def recording_encode(args: Any) -> bytes:
+        encoded_on.append(threading.current_thread() is loop_thread)
+        return encode(args)
+
+    monkeypatch.setattr(transport_module, "encode_args", recording_encode)
+    transport = Transport(url, admin_key="k")
+    decode = transport._decode
+
+    def recording_decode(*args: Any) -> Any:
+        decoded_on.append(threading.current_thread() is loop_thread)
+        return decode(*args)
+
+    transport._decode = recording_decode  # type: ignore[method-assign]
+    await transport.mutation("f:g", {"rows": [{"id": n} for n in range(10)]})
+    await transport.mutation("f:g", {"rows": [{"id": n} for n in range(2000)]})
+    await transport.mutation("f:g", {"text": "x" * 2_000_000})
+    script.answer = [{"id": f"row-{n}", "text": "y" * 100} for n in range(1000)]
+    rows = await transport.query("f:g", {})
+    await transport.aclose()
+    assert len(rows) == 1000 and rows[999]["id"] == "row-999"
+    assert encoded_on == [True, False, False, True]
+    assert decoded_on == [True, True, True, False]
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def _certificate(tmp_path: Path, name: str, san: str) -> tuple[Path, Path]:
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=convex-mastra-test",
+            "-addext", f"subjectAltName={san}",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _trusting(cert: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(cert))
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_https_verifies_the_certificate_and_the_host(tmp_path: Path, script: Script) -> None:
+    good_cert, good_key = _certificate(tmp_path, "good", "IP:127.0.0.1")
+    other_cert, other_key = _certificate(tmp_path, "other", "DNS:elsewhere.example")
+    retry = transport_module.RetryPolicy(attempts=1)
+    for cert, key in ((good_cert, good_key), (other_cert, other_key)):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server, url = _serve(script, context)
+        try:
+            # The default trust store does not know a self-signed certificate: refused before
+            # anything is sent.
+            transport = Transport(url, admin_key="k", retry=retry)
+            with pytest.raises(DeploymentUnavailable, match=r"could not connect.*SSLCert"):
+                await transport.query("f:g", {})
+            await transport.aclose()
+            # Trusted, it works only for the host it names.
+            transport = Transport(url, admin_key="k", retry=retry)
+            transport._ssl_context = _trusting(cert)
+            if cert is good_cert:
+                assert await transport.query("f:g", {}) == {"ok": True}
+                assert await transport.query("f:g", {}) == {"ok": True}
+            else:
+                with pytest.raises(DeploymentUnavailable, match=r"could not connect.*SSLCert"):
+                    await transport.query("f:g", {})
+            await transport.aclose()
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert len(script.requests) == 2 and script.requests[0][0] == script.requests[1][0]
+
+
+async def test_a_refused_connection_is_not_sent_and_is_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    caplog.set_level(logging.DEBUG, logger="convex_mastra.transport")
+    retry = transport_module.RetryPolicy(attempts=3, base_delay=0.01)
+    transport = Transport(f"http://127.0.0.1:{port}", admin_key="k", retry=retry)
+    with pytest.raises(DeploymentUnavailable, match="connection refused"):
+        await transport.mutation("f:g", {})  # a write, yet resent: it never left
+    await transport.aclose()
+    assert len([r for r in caplog.records if r.getMessage().startswith("retrying")]) == 2

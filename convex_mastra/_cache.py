@@ -27,7 +27,7 @@ from ._errors import (
     ValidationError,
 )
 from ._lifecycle import Closable, check_function_path, resolve_deployment
-from ._transport import Transport
+from ._transport import RetryPolicy, Transport
 
 __all__ = ["ConvexServerCache"]
 
@@ -66,7 +66,8 @@ class ConvexServerCache(Closable):
 
     ``clock`` (a callable returning epoch seconds, like ``time.time``) replaces the clock used for
     expiry on both sides, for tests that move time. An empty ``key_prefix`` needs
-    ``allow_empty_key_prefix=True``.
+    ``allow_empty_key_prefix=True``. ``max_concurrency``, ``retry`` and ``allow_insecure_http``
+    mean what they mean for ``ConvexStore``.
     """
 
     _close_hint = "cache.close()"
@@ -82,6 +83,9 @@ class ConvexServerCache(Closable):
         ttl: float | None = DEFAULT_TTL,
         allow_empty_key_prefix: bool = False,
         clock: Callable[[], float] | None = None,
+        max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         url, admin_key = resolve_deployment("ConvexServerCache", deployment_url, admin_auth_token)
         check_function_path("cache_function", cache_function)
@@ -107,7 +111,9 @@ class ConvexServerCache(Closable):
             url,
             admin_key=admin_key,
             request_timeout=request_timeout,
-            max_concurrency=_DEFAULT_MAX_CONCURRENCY,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            allow_insecure_http=allow_insecure_http,
         )
         self._dispatcher = Dispatcher(self._transport, cache_function, probe_table=None)
         self._handler_checked = False

@@ -22,11 +22,14 @@ def resolve_deployment(
 ) -> tuple[str, str | None]:
     """The URL and admin key, from the arguments or ``CONVEX_URL`` / ``CONVEX_ADMIN_KEY``.
 
-    With ``auth_token`` (a user JWT) no admin key is looked up. Raises ConfigurationError
-    naming what is missing.
+    With ``auth_token`` (a user JWT) no admin key is looked up. Only an argument left out (None)
+    is looked up: an explicit blank one is refused rather than replaced by the environment's,
+    which may belong to another deployment. Raises ConfigurationError naming what is missing.
     """
-    url = url or os.environ.get("CONVEX_URL")
-    admin_key = admin_key or (None if auth_token else os.environ.get("CONVEX_ADMIN_KEY"))
+    if url is None:
+        url = os.environ.get("CONVEX_URL")
+    if admin_key is None and auth_token is None:
+        admin_key = os.environ.get("CONVEX_ADMIN_KEY")
     key_name = "admin_auth_token (or CONVEX_ADMIN_KEY)"
     if owner == "ConvexStore":
         key_name += " or auth_token"
@@ -34,9 +37,9 @@ def resolve_deployment(
         name
         for name, value in (
             ("deployment_url (or CONVEX_URL)", url),
-            (key_name, admin_key or auth_token),
+            (key_name, admin_key if auth_token is None else auth_token),
         )
-        if not value
+        if value is None
     ]
     if missing or url is None:
         raise ConfigurationError(

@@ -525,12 +525,22 @@ async def test_configuration_is_checked(
             ConvexServerCache(url, key, ttl=ttl)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="module/path:function"):
         ConvexServerCache(url, key, cache_function="cache")
+    with pytest.raises(ConfigurationError, match="http://"):
+        ConvexServerCache("http://10.1.2.3:3210", key)
+    insecure = ConvexServerCache("http://10.1.2.3:3210", key, allow_insecure_http=True)
+    assert not insecure.closed
+    await insecure.close()
+    with pytest.raises(ConfigurationError, match="max_concurrency"):
+        ConvexServerCache(url, key, max_concurrency=0)
     monkeypatch.delenv("CONVEX_URL", raising=False)
     monkeypatch.delenv("CONVEX_ADMIN_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="CONVEX_URL"):
         ConvexServerCache()
     monkeypatch.setenv("CONVEX_URL", url)
     monkeypatch.setenv("CONVEX_ADMIN_KEY", key)
+    # An explicit blank key is refused, never swapped for the environment's.
+    with pytest.raises(ConfigurationError, match="blank"):
+        ConvexServerCache(url, "")
     async with ConvexServerCache(key_prefix=f"env{uid}:") as from_env:
         await from_env.set("k", "from the environment")
         assert await from_env.get("k") == "from the environment"

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_arg
+from .._codec import check_document_size, decode_json, json_arg
 from .._dispatch import MAX_CALLS
-from .._errors import BatchLimitError, RecordTooLargeError, ValidationError
+from .._errors import BatchLimitError, ValidationError
 from ._base import Domain, check_id, check_ids, check_scalar_filter
 
 __all__ = ["RESERVED_TABLES", "Documents"]
@@ -75,7 +75,7 @@ def check_table(table: Any) -> str:
     return table
 
 
-def encode_record(record: Any, where: str, *, ours: bool) -> tuple[str, Any]:
+def encode_record(table: str, record: Any, where: str, *, ours: bool) -> tuple[str, Any]:
     """(id, value to send) for one record: the record itself, or JSON text when Convex
     cannot hold its keys. Checks JSON, the id and the size first."""
     if not isinstance(record, Mapping):
@@ -89,9 +89,8 @@ def encode_record(record: Any, where: str, *, ours: bool) -> tuple[str, Any]:
             "records as they are. Deploy convex-mastra's functions to store it as JSON text.",
             field=where,
         )
-    size = len(orjson.dumps(value)) + len(record_id) + 256
-    if size > MAX_DOCUMENT_BYTES:
-        raise RecordTooLargeError(record_id, size, MAX_DOCUMENT_BYTES)
+    # The row the handler stores in mastra_documents, sized as Convex sizes it.
+    check_document_size(record_id, {"table": table, "primaryKey": record_id, "record": value})
     return record_id, value
 
 
@@ -109,7 +108,7 @@ class Documents(Domain):
     async def insert(self, table: str, record: Mapping[str, Any]) -> None:
         """Insert the record, or replace the one with the same ``id``."""
         check_table(table)
-        _, value = encode_record(record, "record", ours=await self._ours())
+        _, value = encode_record(table, record, "record", ours=await self._ours())
         await self._dispatcher.call("insert", table, record=value)
 
     async def insert_many(self, table: str, records: Iterable[Mapping[str, Any]]) -> None:
@@ -121,7 +120,8 @@ class Documents(Domain):
         check_table(table)
         ours = await self._ours()
         encoded = [
-            encode_record(record, f"records[{i}]", ours=ours) for i, record in enumerate(records)
+            encode_record(table, record, f"records[{i}]", ours=ours)
+            for i, record in enumerate(records)
         ]
         batch: builtins.list[Any] = []
         size = 0
@@ -218,7 +218,7 @@ class Documents(Domain):
         check_id(id, "id")
         if not isinstance(fields, Mapping):
             raise ValidationError("fields must be a dict", field="fields")
-        _, value = encode_record({**fields, "id": id}, "fields", ours=await self._ours())
+        _, value = encode_record(table, {**fields, "id": id}, "fields", ours=await self._ours())
         return bool(await self._dispatcher.call("patch", table, id=id, record=value))
 
     async def delete_many(self, table: str, ids: Iterable[str]) -> None:

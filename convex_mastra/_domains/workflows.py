@@ -12,8 +12,8 @@ from typing import Any, cast
 import orjson
 from pydantic.alias_generators import to_camel
 
-from .._codec import MAX_DOCUMENT_BYTES, decode_json, json_text, parse_time, to_iso
-from .._errors import NotFoundError, RecordTooLargeError, StorageOperationError, ValidationError
+from .._codec import check_document_size, decode_json, json_text, parse_time, to_iso
+from .._errors import NotFoundError, StorageOperationError, ValidationError
 from .._models import Page, WorkflowRun, WorkflowSnapshot, coerce
 from .._paging import IndexQuery, Match, check_paging
 from ._base import Domain, check_id, now_iso
@@ -36,7 +36,6 @@ INDEXES = {
     (True, True, True): "by_workflow_resource_status_created",
 }
 # Rows other than the snapshot text stay far below this many bytes.
-ROW_OVERHEAD = 1024
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 
 
@@ -103,11 +102,12 @@ def snapshot_text(snapshot: WorkflowSnapshot | Mapping[str, Any], what: str) -> 
     return json_text(dict(snapshot), what)
 
 
-def check_size(text: str, workflow_name: str, run_id: str) -> None:
-    """Raise RecordTooLargeError when a row holding ``text`` cannot be stored."""
-    size = len(text.encode()) + ROW_OVERHEAD
-    if size > MAX_DOCUMENT_BYTES:
-        raise RecordTooLargeError(record_id(workflow_name, run_id), size, MAX_DOCUMENT_BYTES)
+def check_size(text: str, workflow_name: str, run_id: str, **fields: Any) -> None:
+    """Raise RecordTooLargeError when the run's row, holding at least ``text`` as its snapshot
+    and ``fields``, would be over Convex's limit (sized as Convex sizes it)."""
+    row_id = record_id(workflow_name, run_id)
+    row = {"id": row_id, "workflow_name": workflow_name, "run_id": run_id, "snapshot": text}
+    check_document_size(row_id, {**row, **fields})
 
 
 def snapshot_keys(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,8 +182,20 @@ class Workflows(Domain):
         }
         if resource_id is not None:
             record["resourceId"] = resource_id
-        await self._dispatcher.call("insert", TABLE, record=record)
         stored = {**record, "resourceId": resource_id or (existing or {}).get("resourceId")}
+        # The row exactly as the handler will store it: with the kept resource and the status
+        # column it derives from the snapshot.
+        status = (
+            snapshot.status if isinstance(snapshot, WorkflowSnapshot) else snapshot.get("status")
+        )
+        check_document_size(
+            record["id"],
+            {
+                **{key: value for key, value in stored.items() if value is not None},
+                **({"status": status} if isinstance(status, str) else {}),
+            },
+        )
+        await self._dispatcher.call("insert", TABLE, record=record)
         return run_from_row(stored)
 
     async def load_snapshot(self, workflow_name: str, run_id: str) -> WorkflowSnapshot | None:

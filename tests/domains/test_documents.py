@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from convex_mastra import ConvexStore, RecordTooLargeError, ValidationError
+from convex_mastra._codec import MAX_DOCUMENT_BYTES, document_size
 from convex_mastra._domains.documents import RESERVED_TABLES
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp, import_rows
@@ -198,3 +199,21 @@ async def test_query_returns_more_than_10000_records(
         assert odd == [{"id": "k10499", "i": 10_499}]
         await store.documents.clear(table(uid))
         assert await store.documents.query(table(uid), limit=1) == []
+
+
+async def test_the_1_mib_edge_is_exactly_convexs(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    # A record whose stored row is exactly at Convex's limit is written (the handler, which
+    # sizes rows with Convex's own getDocumentSize, accepts it); one byte more is refused by
+    # the SDK before any call.
+    name = table(uid)
+    base = {"table": name, "primaryKey": "edge", "record": {"id": "edge", "blob": ""}}
+    blob = "x" * (MAX_DOCUMENT_BYTES - document_size(base))
+    await store.documents.insert(name, {"id": "edge", "blob": blob})
+    assert (await store.documents.get(name, id="edge")) == {"id": "edge", "blob": blob}
+    http = RawHttp(convex_deployment.url, convex_deployment.admin_key)
+    seq = http.next_seq()
+    with pytest.raises(RecordTooLargeError):
+        await store.documents.insert(name, {"id": "edge", "blob": blob + "x"})
+    assert http.calls_since(seq) == []

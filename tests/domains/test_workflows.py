@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 
 from convex_mastra import (
@@ -16,6 +17,7 @@ from convex_mastra import (
     WorkflowRun,
     WorkflowSnapshot,
 )
+from convex_mastra._codec import MAX_DOCUMENT_BYTES, document_size
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp
 
@@ -436,3 +438,33 @@ async def test_a_page_reads_about_its_size(
     run = await store.workflows.get_run(f"run3-{uid}")
     assert run is not None and run.workflow_name == f"wf-{uid}"
     assert sum(int(call["documentsRead"]) for call in http.calls_since(seq)) <= 2
+
+
+async def test_the_1_mib_edge_of_a_snapshot_is_exactly_convexs(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    # The row holds the snapshot text, ids, timestamps, the resource and the derived status.
+    wf, run = f"wf-{uid}", f"r-{uid}"
+    first = await store.workflows.persist_snapshot(wf, run, snapshot(run), resource_id="res")
+    stamp = "2026-11-23T09:00:00.000Z"
+    row = {
+        "id": f"{wf}-{run}",
+        "workflow_name": wf,
+        "run_id": run,
+        "resourceId": "res",
+        "status": "running",
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "snapshot": orjson.dumps(snapshot(run, blob="")).decode(),
+    }
+    big = snapshot(run, blob="x" * (MAX_DOCUMENT_BYTES - document_size(row)))
+    # Without resource_id the run keeps "res": the SDK sizes the row it will really write.
+    await store.workflows.persist_snapshot(wf, run, big)
+    loaded = await store.workflows.load_snapshot(wf, run)
+    assert loaded is not None and loaded.model_extra and len(loaded.model_extra["blob"]) > 1000
+    assert first.resource_id == "res"
+    http = RawHttp(convex_deployment.url, convex_deployment.admin_key)
+    seq = http.next_seq()
+    with pytest.raises(RecordTooLargeError):
+        await store.workflows.persist_snapshot(wf, run, {**big, "blob": big["blob"] + "x"})
+    assert all(call.get("op") == "load" for call in http.calls_since(seq))

@@ -69,8 +69,8 @@ function readBounds(op: string, raw: unknown): Bounds | null {
   return raw as Bounds;
 }
 
-/** `table` through `req.index` with `req.eq` on its leading fields and `req.range` on the next. */
-function indexQuery(ctx: Ctx, op: string, table: string, req: Request) {
+/** `req.index`, `req.eq` on its leading fields and `req.range` on the next one, checked. */
+function readIndexRequest(op: string, table: string, req: Request) {
   const index = readString(req, "index");
   const fields = indexFields(op, table, index);
   const eq = readFilters(op, req.eq, "eq");
@@ -85,14 +85,14 @@ function indexQuery(ctx: Ctx, op: string, table: string, req: Request) {
   if (bounds && boundsField === undefined) {
     throw new RequestError(`${op}: "range" needs an index field after the eq prefix of ${index}`);
   }
-  return byIndex(
-    ctx,
-    table,
-    index,
-    eq.map((clause): [string, Value] => [clause.field, clause.value]),
-    boundsField,
-    bounds ?? {},
-  );
+  const pairs = eq.map((clause): [string, Value] => [clause.field, clause.value]);
+  return { index, eq: pairs, bounds: bounds ?? {}, boundsField };
+}
+
+/** `table` through `req.index` with `req.eq` on its leading fields and `req.range` on the next. */
+function indexQuery(ctx: Ctx, op: string, table: string, req: Request) {
+  const { index, eq, bounds, boundsField } = readIndexRequest(op, table, req);
+  return byIndex(ctx, table, index, eq, boundsField, bounds);
 }
 
 /**
@@ -145,16 +145,7 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
 export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
   const op = "pageByRank";
   const table = typedTable(op, req.tableName);
-  const index = readString(req, "index");
-  const fields = indexFields(op, table, index);
-  const eq = readFilters(op, req.eq, "eq");
-  checkPrefix(
-    op,
-    index,
-    fields,
-    eq.map((clause) => clause.field),
-  );
-  const bounds = readBounds(op, req.range) ?? {};
+  const { index, eq, bounds } = readIndexRequest(op, table, req);
   const order = readOrder(op, req);
   const offset = readInt(req, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
   const numItems = readInt(req, "numItems", 100, 0, MAX_PAGE);
@@ -162,7 +153,7 @@ export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
   const spec = rankedIndexesOf(table).find((ranked) => ranked.index === index);
   if (!spec || eq.length !== spec.eq.length) return notRanked;
   if (!(await ranksReady(ctx, table))) return notRanked;
-  const tree = treeOf(spec, Object.fromEntries(eq.map((c) => [c.field, c.value])));
+  const tree = treeOf(spec, Object.fromEntries(eq));
   if (tree === null) return notRanked;
   const forest = new RankForest(ctx, table);
   const key = (value: Value | undefined): RankKey => keyOf(spec, { [spec.sort]: value });
@@ -206,14 +197,7 @@ export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
     order === "asc"
       ? { gte: value, lt: bounds.lt, lte: bounds.lte }
       : { lte: value, gt: bounds.gt, gte: bounds.gte };
-  const query = byIndex(
-    ctx,
-    table,
-    index,
-    eq.map((clause): [string, Value] => [clause.field, clause.value]),
-    spec.sort,
-    from,
-  ).order(order);
+  const query = byIndex(ctx, table, index, eq, spec.sort, from).order(order);
   const page = await query.paginate({
     cursor: null,
     numItems: ties + want,

@@ -13,17 +13,21 @@ Here a call is a write and a wait on a future; the loop wakes the caller when th
 from __future__ import annotations
 
 import asyncio
+import collections
 import select
 import ssl
+import weakref
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import h11
 
-__all__ = ["Broken", "Connection", "default_ssl_context", "open_connection"]
+__all__ = ["Broken", "Connection", "default_ssl_context", "open_connection", "turn"]
 
 _MAX_HEAD: Final = 64 * 1024
 """The most header bytes accepted in an answer (h11's default is 16 KiB)."""
+_RESUME_PER_ITERATION: Final = 8
+"""The most callers whose answers are complete that one loop iteration resumes (see Waker)."""
 
 
 class Broken(Exception):
@@ -61,17 +65,112 @@ async def open_connection(host: str, port: int, ssl_context: ssl.SSLContext | No
     return connection
 
 
+Answer = tuple[int, bytes, bool]
+
+
+class Waker:
+    """Spreads the calls' work over iterations of the event loop: at most
+    ``_RESUME_PER_ITERATION`` call steps (a caller resumed with its answer, or a call about to
+    encode and send) run in one iteration; the rest wait for the next ones, in order.
+
+    A resumed caller runs its whole continuation in one step (decoding, the caller's own code,
+    often the next request), and answers to concurrent calls tend to arrive together, as do
+    calls started together. Running them all at once would make one long loop iteration in
+    which no timer or other task runs; in groups, the loop gets to everything else between
+    groups. The total work is the same. One per event loop, shared by every store on it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._steps = 0  # in this iteration
+        self._queue: collections.deque[tuple[asyncio.Future[Any], Answer | Broken | None]] = (
+            collections.deque()
+        )
+        self._scheduled = False
+
+    def resume(self, future: asyncio.Future[Answer], outcome: Answer | Broken) -> None:
+        """Hand ``outcome`` to the caller waiting on ``future``, now or in a later iteration."""
+        if self._steps < _RESUME_PER_ITERATION and not self._queue:
+            self._steps += 1
+            _settle(future, outcome)
+        else:
+            self._queue.append((future, outcome))
+        self._schedule()
+
+    async def turn(self) -> None:
+        """Return at once while this iteration has room for another step, else in a later one."""
+        if self._steps < _RESUME_PER_ITERATION and not self._queue:
+            self._steps += 1
+            self._schedule()
+            return
+        future = self._loop.create_future()
+        self._queue.append((future, None))
+        self._schedule()
+        await future
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._next_iteration)
+
+    def _next_iteration(self) -> None:
+        self._steps = 0
+        queue = self._queue
+        while queue and self._steps < _RESUME_PER_ITERATION:
+            future, outcome = queue.popleft()
+            if not future.done():  # a caller cancelled meanwhile takes no step
+                self._steps += 1
+                _settle(future, outcome)
+        if queue or self._steps:
+            self._loop.call_soon(self._next_iteration)
+        else:
+            self._scheduled = False
+
+
+def _settle(future: asyncio.Future[Any], outcome: Answer | Broken | None) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if isinstance(outcome, Broken):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+_wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker] = weakref.WeakKeyDictionary()
+
+
+def _waker(loop: asyncio.AbstractEventLoop) -> Waker:
+    waker = _wakers.get(loop)
+    if waker is None:
+        waker = _wakers[loop] = Waker(loop)
+    return waker
+
+
+async def turn() -> None:
+    """Wait, if need be, for a loop iteration with room for one more call step (see Waker)."""
+    await _waker(asyncio.get_running_loop()).turn()
+
+
 class Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, used by one call at a time."""
+    """One keep-alive HTTP/1.1 connection, used by one call at a time.
+
+    The answer is parsed as it arrives, in the protocol's callbacks, and the caller is woken
+    once, when it is complete. When many answers arrive together, parsing them is spread over
+    the loop iterations that receive them rather than piled into the one that resumes callers.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._waker = _waker(loop)
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
         self._transport: asyncio.Transport | None = None
         self._fileno = -1
-        self._waiter: asyncio.Future[None] | None = None
-        self._busy = False
-        self._fed = False
+        # While a request is out: the answer's future, its status and body so far.
+        self._answer: asyncio.Future[Answer] | None = None
+        self._status = 0
+        self._chunks: list[bytes] = []
+        self._settled = False
+        self._drained: asyncio.Future[None] | None = None
         self._writable = True
         self._lost = False
         self._eof = False
@@ -88,17 +187,12 @@ class Connection(asyncio.Protocol):
         self._fileno = sock.fileno() if sock is not None else -1
 
     def data_received(self, data: bytes) -> None:
-        if self._on_done is not None:  # abandoned: read to the end of the answer, then close
-            self._h11.receive_data(data)
-            self._drain()
-            return
-        if not self._busy or self._eof:
+        if self._answer is None and self._on_done is None:
             # Bytes nobody asked for: the next answer read here could be this one.
             self._unusable = True
             return
         self._h11.receive_data(data)
-        self._fed = True
-        self._wake()
+        self._parse()
 
     def eof_received(self) -> bool:
         self._feed_eof()
@@ -107,6 +201,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._feed_eof()
+        self._resume_writing()
         self._finish()
 
     def pause_writing(self) -> None:
@@ -114,7 +209,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable = True
-        self._wake()
+        self._resume_writing()
 
     # -- the pool's side -------------------------------------------------------------------
 
@@ -122,7 +217,7 @@ class Connection(asyncio.Protocol):
         """Whether a request can be sent on this idle connection: the server has not closed it,
         and nothing is waiting on the socket that the loop has not seen yet (an EOF, a reset or
         stray bytes would all be read as the next request's answer, or break it)."""
-        if self._lost or self._eof or self._unusable or self._busy or self._fileno < 0:
+        if self._lost or self._eof or self._unusable or self._fileno < 0:
             return False
         try:
             if asyncio.get_running_loop() is not self.loop:
@@ -161,25 +256,93 @@ class Connection(asyncio.Protocol):
         This keeps the caller's concurrency slot taken while the server may be busy with it.
         """
         self._unusable = True
+        self._answer = None
         self._on_done = on_done
-        if self._lost or self.loop.is_closed():
+        if self._settled or self._lost or self.loop.is_closed():
+            # The answer was in already (the caller was cancelled as it arrived), or the
+            # connection is gone: nothing to wait for.
             self._finish()
             return
         if grace is not None:
             self._timer = self.loop.call_later(grace, self._finish)
-        self._drain()
 
-    def _drain(self) -> None:
+    # -- one exchange ----------------------------------------------------------------------
+
+    async def request(self, head: h11.Request, body: bytes) -> tuple[int, bytes, bool]:
+        """Send ``head`` and ``body``; return (status, body, whether it can be used again).
+
+        Raises :class:`Broken` if the connection fails or the answer is not HTTP. After any
+        exception (cancellation included) the caller closes or abandons the connection.
+        """
+        transport = self._transport
+        if transport is None or self._lost or self._unusable:
+            raise Broken("ConnectionClosed")
+        h = self._h11
+        try:
+            out = h.send_with_data_passthrough(head) or []
+            out += h.send_with_data_passthrough(h11.Data(data=body)) or []
+            out += h.send_with_data_passthrough(h11.EndOfMessage()) or []
+        except h11.ProtocolError as exc:
+            raise Broken(type(exc).__name__) from None
+        answer: asyncio.Future[Answer] = self.loop.create_future()
+        self._answer, self._settled = answer, False
+        self._status, self._chunks = 0, []
+        transport.writelines(out)
+        if not self._writable:  # a big body: wait until the kernel has taken it
+            self._drained = self.loop.create_future()
+            await self._drained
+        return await answer
+
+    def _parse(self) -> None:
+        """Take every complete event h11 can make of the bytes so far."""
+        h = self._h11
         try:
             while True:
-                event = self._h11.next_event()
+                event = h.next_event()
                 if event is h11.NEED_DATA:
                     return
-                if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                if isinstance(event, h11.Data):
+                    self._chunks.append(event.data)
+                elif isinstance(event, h11.Response):
+                    self._status = event.status_code
+                elif isinstance(event, h11.EndOfMessage):
                     break
-        except h11.ProtocolError:
-            pass
-        self._finish()
+                elif isinstance(event, h11.ConnectionClosed):
+                    self._settle(None, Broken("ConnectionClosed"))
+                    return
+                # InformationalResponse (1xx): keep reading
+        except h11.ProtocolError as exc:
+            self._settle(None, Broken(type(exc).__name__))
+            return
+        reusable = h.our_state is h11.DONE and h.their_state is h11.DONE and not self._eof
+        if reusable:  # and nothing came after the answer (it would be read as the next one)
+            reusable = not h.trailing_data[0]
+        if reusable:
+            h.start_next_cycle()
+        self._settle((self._status, b"".join(self._chunks), reusable), None)
+
+    def _settle(self, result: Answer | None, error: Broken | None) -> None:
+        answer, self._answer = self._answer, None
+        self._chunks, self._settled = [], True
+        if result is None or not result[2]:
+            self._unusable = True
+        if self._on_done is not None:  # abandoned: nobody waits for the answer
+            self._finish()
+        elif answer is not None and not answer.done():
+            outcome: Answer | Broken = result if result is not None else error or Broken("?")
+            self._waker.resume(answer, outcome)
+
+    def _feed_eof(self) -> None:
+        if not self._eof:
+            self._eof = True
+            self._h11.receive_data(b"")
+            if self._answer is not None or self._on_done is not None:
+                self._parse()
+
+    def _resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def _finish(self) -> None:
         on_done, self._on_done = self._on_done, None
@@ -190,71 +353,3 @@ class Connection(asyncio.Protocol):
             self._timer = None
         self.close()
         on_done()
-
-    # -- one exchange ----------------------------------------------------------------------
-
-    async def request(self, head: h11.Request, body: bytes) -> tuple[int, bytes, bool]:
-        """Send ``head`` and ``body``; return (status, body, whether it can be used again).
-
-        Raises :class:`Broken` if the connection fails or the answer is not HTTP. On any
-        exception (cancellation included) the connection must be closed by the caller.
-        """
-        transport = self._transport
-        if transport is None or self._lost or self._unusable:
-            raise Broken("ConnectionClosed")
-        h = self._h11
-        self._busy = True
-        self._fed = False
-        try:
-            out = h.send_with_data_passthrough(head) or []
-            out += h.send_with_data_passthrough(h11.Data(data=body)) or []
-            out += h.send_with_data_passthrough(h11.EndOfMessage()) or []
-            transport.writelines(out)
-            while not self._writable and not self._lost:  # a big body: wait for the kernel
-                await self._wait()
-            if not self._fed:  # nothing to parse yet: skip h11's first "need data"
-                await self._wait()
-            status = 0
-            chunks: list[bytes] = []
-            while True:
-                event = h.next_event()
-                if event is h11.NEED_DATA:
-                    await self._wait()
-                elif isinstance(event, h11.Data):
-                    chunks.append(event.data)
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise Broken("ConnectionClosed")
-                # InformationalResponse (1xx): keep reading
-        except h11.ProtocolError as exc:
-            raise Broken(type(exc).__name__) from None
-        finally:
-            self._busy = False
-        reusable = h.our_state is h11.DONE and h.their_state is h11.DONE and not self._eof
-        if reusable:  # and nothing came after the answer (it would be read as the next one)
-            reusable = not h.trailing_data[0]
-        if reusable:
-            h.start_next_cycle()
-        return status, b"".join(chunks), reusable
-
-    def _feed_eof(self) -> None:
-        if not self._eof:
-            self._eof = True
-            self._h11.receive_data(b"")
-        self._fed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait(self) -> None:
-        waiter = self._waiter = self.loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None

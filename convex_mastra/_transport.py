@@ -52,7 +52,7 @@ from ._errors import (
     RequestTimeoutError,
     ValidationError,
 )
-from ._http import Broken, Connection, default_ssl_context, open_connection
+from ._http import Broken, Connection, default_ssl_context, open_connection, turn
 from ._version import __version__
 
 __all__ = ["DEFAULT", "ConvexInt64", "RetryPolicy", "Transport", "UseDefault"]
@@ -77,10 +77,11 @@ _MAX_SECRET = 8192  # admin keys are ~100 characters; JWTs a few thousand at mos
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 _CLOSED = "this store is closed; create a new one"
 # Above these sizes, encoding a request or decoding an answer moves to a worker thread; below
-# them it costs the loop under about a millisecond (measured, see docs/architecture.md).
+# them it costs the loop at most about 2 ms (measured, see docs/architecture.md).
 _BIG_REQUEST = 1000  # values in the arguments (strings count one per KiB)
-_BIG_ANSWER = 32 * 1024  # bytes of JSON
+_BIG_ANSWER = 16 * 1024  # bytes of JSON
 _HEADS_CACHED = 512
+_SAMPLE = 4
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,7 @@ class Transport:
     async def _attempt(
         self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None
     ) -> Any:
+        await turn()  # calls started together encode and send over a few loop iterations
         body = await self._encode(path, args)
         # The concurrency token bounds connections: a call holds one from before it connects
         # until its connection is back in the pool or closed (also on timeout or cancellation).
@@ -362,7 +364,7 @@ class Transport:
         return self._decode(kind, path, status, content)
 
     async def _encode(self, path: str, args: Mapping[str, Any]) -> bytes:
-        if _weight(args, _BIG_REQUEST) < _BIG_REQUEST:
+        if _weight(args) < _BIG_REQUEST:
             return _envelope(path, args)
         # A large batch takes tens of milliseconds to encode: a worker thread does it.
         return await anyio.to_thread.run_sync(_envelope, path, args, limiter=self._threads)
@@ -514,25 +516,30 @@ def _envelope(path: str, args: Mapping[str, Any]) -> bytes:
     )
 
 
-def _weight(value: Any, limit: int) -> int:
+def _weight(value: Any) -> int:
     """Roughly what encoding ``value`` costs: values in it, a string counting one per KiB.
-    Stops counting at ``limit``, so small arguments cost a few microseconds to weigh."""
-    weight = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        weight += 1
-        if isinstance(item, str):
-            weight += len(item) >> 10
-        elif isinstance(item, Mapping):
-            stack += item.values()
-        elif isinstance(item, list | tuple):
-            stack += item
-        elif isinstance(item, bytes | bytearray):
-            weight += len(item) >> 8  # base64 in Python: slower than strings
-        if weight >= limit:
-            break
-    return weight
+
+    A long list is weighed by a sample of its first items (batches repeat one shape), so even a
+    big batch costs microseconds to weigh; mappings are weighed whole.
+    """
+    kind = type(value)
+    if kind is str:
+        return 1 + (len(value) >> 10)
+    if kind is list or kind is tuple:
+        items: Any = value
+    elif kind is dict:
+        return 1 + sum(_weight(item) for item in value.values())
+    elif isinstance(value, bytes | bytearray):
+        return 1 + (len(value) >> 8)  # base64 in Python: slower than strings
+    elif isinstance(value, Mapping):
+        return 1 + sum(_weight(item) for item in value.values())
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return 1
+    if len(items) <= 2 * _SAMPLE:
+        return 1 + sum(_weight(item) for item in items)
+    return 1 + len(items) * sum(_weight(item) for item in items[:_SAMPLE]) // _SAMPLE
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ and a request sent once from one sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import logging
@@ -28,6 +29,7 @@ import pytest
 
 import convex_mastra._transport as transport_module
 from convex_mastra import DeploymentUnavailable, RequestTimeoutError
+from convex_mastra._http import Waker
 from convex_mastra._transport import Transport
 
 
@@ -330,3 +332,32 @@ async def test_a_refused_connection_is_not_sent_and_is_retried(
         await transport.mutation("f:g", {})  # a write, yet resent: it never left
     await transport.aclose()
     assert len([r for r in caplog.records if r.getMessage().startswith("retrying")]) == 2
+
+
+async def test_the_waker_resumes_a_burst_over_several_loop_iterations() -> None:
+    # 20 answers complete at once: 8 callers resume in this iteration, 8 in the next, 4 after;
+    # a caller cancelled while queued takes no step.
+    loop = asyncio.get_running_loop()
+    waker = Waker(loop)
+    futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(21)]
+    for future in futures:
+        waker.resume(future, (200, b"{}", True))
+    futures[10].cancel()
+    done = [sum(f.done() and not f.cancelled() for f in futures)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+        done.append(sum(f.done() and not f.cancelled() for f in futures))
+    assert done == [8, 16, 20, 20]
+    assert futures[0].result() == (200, b"{}", True)
+    # Calls starting together take turns the same way.
+    started: list[int] = []
+
+    async def start(n: int) -> None:
+        await waker.turn()
+        started.append(n)
+
+    await asyncio.sleep(0)  # a fresh iteration
+    async with anyio.create_task_group() as tg:
+        for n in range(12):
+            tg.start_soon(start, n)
+    assert started == list(range(12))  # in order

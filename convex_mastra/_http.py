@@ -22,12 +22,13 @@ from typing import Any, Final
 
 import h11
 
-__all__ = ["Broken", "Connection", "default_ssl_context", "open_connection", "turn"]
+__all__ = ["Broken", "Connection", "Waker", "default_ssl_context", "open_connection", "turn"]
 
 _MAX_HEAD: Final = 64 * 1024
 """The most header bytes accepted in an answer (h11's default is 16 KiB)."""
 _RESUME_PER_ITERATION: Final = 8
-"""The most callers whose answers are complete that one loop iteration resumes (see Waker)."""
+"""The most call steps (callers resumed with their answer, or calls about to send) that one
+iteration of the event loop runs (see Waker)."""
 
 
 class Broken(Exception):

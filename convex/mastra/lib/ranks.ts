@@ -68,7 +68,10 @@ export function treeOf(spec: RankedIndex, doc: Record<string, unknown>): string 
 
 export function keyOf(spec: RankedIndex, doc: Record<string, unknown>): RankKey {
   const value = doc[spec.sort];
-  return typeof value === "string" || typeof value === "number" ? value : null;
+  // NaN has no place in this order (the schemas make these sort fields strings anyway).
+  return typeof value === "string" || (typeof value === "number" && !Number.isNaN(value))
+    ? value
+    : null;
 }
 
 const typeRank = (key: RankKey) => (key === null ? 0 : typeof key === "number" ? 1 : 2);
@@ -196,8 +199,10 @@ export class RankForest {
     const path: [Node, number][] = [];
     let node = root;
     while (node.kids) {
-      // The first child whose largest value is >= key, else the last: values stay sorted.
-      let i = node.kids.findIndex((kid) => compareKeys(key, kid.max) <= 0);
+      // The first child whose largest value is > key, else the last: values stay sorted, and
+      // a run of equal values (messages saved together) appends to the last leaf instead of
+      // splitting one-value leaves off a full one.
+      let i = node.kids.findIndex((kid) => compareKeys(key, kid.max) < 0);
       if (i < 0) i = node.kids.length - 1;
       const kid = node.kids[i]!;
       kid.n += 1;

@@ -760,16 +760,9 @@ describe("RankForest on convex-test", () => {
     await h.verify({ ranks: "all", keys: 50 }, "regrown");
   });
 
-  // KNOWN BUG in ranks.ts, marked `todo` so the suite stays green until it is fixed: `add`
-  // descends into the FIRST child whose largest key is >= the new key, so a key equal to the
-  // largest key of a full leaf goes to that leaf's end, which splits off a leaf holding only
-  // that key; the next equal key goes to the same full leaf again. Appending k equal keys
-  // (messages saved together with one createdAt) past a full leaf makes k one-key leaves, and
-  // the parents split in halves since the new leaf is not their last child. Descending into
-  // the first child whose largest key is > the new key (else the last) would keep them full.
-  const EQUAL_KEYS_BUG = "ranks.ts bug: appending equal keys splits off one-key leaves";
-
-  test("66 equal keys make two leaves, 64 + 2", { todo: EQUAL_KEYS_BUG }, async () => {
+  // Runs of equal keys (messages saved together with one createdAt) must append to the last
+  // leaf, not split one-key leaves off a full one (a bug this suite found).
+  test("66 equal keys make two leaves, 64 + 2", async () => {
     const h = new Harness(8);
     const tree = "by_thread_created:same";
     for (let n = 0; n < 66; n++) {
@@ -778,10 +771,10 @@ describe("RankForest on convex-test", () => {
       await h.edit(ops);
     }
     const s = (await h.verify({ ranks: "all" })).get(treeName(MESSAGES, tree))!;
-    assert.deepEqual(s.leafSizes, [64, 2]); // found: [64, 1, 1]
+    assert.deepEqual(s.leafSizes, [64, 2]);
   });
 
-  test("appending runs of equal keys fills leaves", { todo: EQUAL_KEYS_BUG }, async () => {
+  test("appending runs of equal keys fills leaves", async () => {
     // 64 runs of 100 equal keys, one transaction each: 6,400 keys fit in 100 leaves.
     const h = new Harness(9);
     const tree = "by_thread_created:runs";
@@ -792,7 +785,6 @@ describe("RankForest on convex-test", () => {
     }
     const s = (await h.verify({ ranks: "all", keys: 100 })).get(treeName(MESSAGES, tree))!;
     const sizes = s.leafSizes;
-    // found: 2,368 leaves (64 then 36 one-key leaves per run), depth 4
     assert.ok(
       sizes.length <= 110,
       `${sizes.length} leaves, depth ${s.depth}: ${sizes.slice(0, 40)}`,

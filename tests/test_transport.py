@@ -329,7 +329,7 @@ async def test_cancelled_calls_do_not_exceed_max_concurrency(blackhole: str) -> 
             await transport.query("f:g", {})
     await anyio.sleep(0.2)
     workers = [t for t in threading.enumerate() if t.name == "AnyIO worker thread" and t.is_alive()]
-    # Abandoned calls still hold their slot until their thread ends, so at most 2 are busy.
+    # Abandoned calls hold their slot until their connection is done, so at most 2 are busy.
     assert transport._limiter.borrowed_tokens <= 2
     assert len(workers) <= 2 + 16  # idle pool threads from other tests may linger
     await transport.aclose()

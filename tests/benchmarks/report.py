@@ -210,8 +210,8 @@ def throughput_limit(run: Load) -> str:
         )
     if run.client_cpu >= 0.8:
         return (
-            f"this process, CPU-bound ({where}): the transport's CPU per call (section 5), "
-            "mostly the worker-thread hop and http.client, on one core under the GIL"
+            f"this process, CPU-bound ({where}): its CPU per call (section 5: the SDK, then "
+            "encoding, HTTP framing and decoding on the event loop), on one core under the GIL"
         )
     if run.server_cpu >= 0.8:
         return f"the backend process, CPU-bound ({where})"
@@ -219,10 +219,10 @@ def throughput_limit(run: Load) -> str:
 
 
 def lag_limit(run: Load) -> str:
-    """Why the loop overslept: waiting for a CPU, or for the GIL held by worker threads."""
+    """Why the loop overslept: waiting for a CPU, or for its own steps (the calls' work)."""
     cores = os.cpu_count() or 1
     gil = (
-        f"the transport's worker threads hold the GIL while they send and parse (this process "
+        f"the calls' own work runs on the loop, up to 8 call steps per iteration (this process "
         f"used {run.client_cpu:.2f} CPU-s/s)"
     )
     if run.machine_cpu >= 0.85 * cores:
@@ -411,7 +411,8 @@ processes, which are not part of the benchmark).
 Sequential calls without delay. *SDK* is this SDK's own work per call (validation, models,
 dispatch, encoding and decoding), measured by replaying recorded answers instead of calling
 the network; *transport* is the rest of this process's CPU per call against the deployment
-(limiter, worker-thread hop, `http.client` on a kept-alive socket). The raw client and Node
+(limiter, HTTP framing with h11 on a kept-alive asyncio connection, the JSON envelope). The
+raw client and Node
 columns are each client's whole process CPU per call. Engine ms is the deployment's median time
 per call inside convex-test.
 

@@ -216,8 +216,8 @@ async def sdk_cpu(store: ConvexStore, op: sc.Op) -> float:
     """CPU per call of everything but the transport: the operation runs for real once, and then
     replays its recorded answers while arguments are still encoded as for sending.
 
-    Left out is what the transport adds per call: the limiter, the hop to a worker thread and
-    http.client on a kept-alive socket (the difference to ``ours_us``).
+    Left out is what the transport adds per call: the limiter, the JSON envelope and HTTP
+    framing on a kept-alive asyncio connection (the difference to ``ours_us``).
     """
     transport: Any = store._transport
     decode = transport._decode

@@ -79,10 +79,13 @@ class Waker:
     calls started together. Running them all at once would make one long loop iteration in
     which no timer or other task runs; in groups, the loop gets to everything else between
     groups. The total work is the same. One per event loop, shared by every store on it.
+
+    It holds its loop weakly: the per-loop table is keyed weakly by the loop, and a strong
+    reference from the value would keep every loop that ever made a call alive.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop_ref = weakref.ref(loop)
         self._steps = 0  # in this iteration
         self._queue: collections.deque[tuple[asyncio.Future[Any], Answer | Broken | None]] = (
             collections.deque()
@@ -104,15 +107,18 @@ class Waker:
             self._steps += 1
             self._schedule()
             return
-        future = self._loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self._queue.append((future, None))
         self._schedule()
         await future
 
     def _schedule(self) -> None:
         if not self._scheduled:
+            loop = self._loop_ref()
+            if loop is None or loop.is_closed():  # nothing would ever run the queue
+                return
             self._scheduled = True
-            self._loop.call_soon(self._next_iteration)
+            loop.call_soon(self._next_iteration)
 
     def _next_iteration(self) -> None:
         self._steps = 0
@@ -122,8 +128,9 @@ class Waker:
             if not future.done():  # a caller cancelled meanwhile takes no step
                 self._steps += 1
                 _settle(future, outcome)
-        if queue or self._steps:
-            self._loop.call_soon(self._next_iteration)
+        loop = self._loop_ref()
+        if (queue or self._steps) and loop is not None and not loop.is_closed():
+            loop.call_soon(self._next_iteration)
         else:
             self._scheduled = False
 
@@ -143,6 +150,10 @@ _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker] = weakref.W
 def _waker(loop: asyncio.AbstractEventLoop) -> Waker:
     waker = _wakers.get(loop)
     if waker is None:
+        # A loop closed with callers still queued keeps itself alive through their futures:
+        # drop the Wakers of closed loops whenever a new one is made.
+        for closed in [other for other in list(_wakers) if other.is_closed()]:
+            _wakers.pop(closed, None)
         waker = _wakers[loop] = Waker(loop)
     return waker
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import http.server
 import logging
 import shutil
@@ -19,6 +20,7 @@ import ssl
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -361,3 +363,23 @@ async def test_the_waker_resumes_a_burst_over_several_loop_iterations() -> None:
         for n in range(12):
             tg.start_soon(start, n)
     assert started == list(range(12))  # in order
+
+
+def test_event_loops_that_made_calls_are_not_kept_alive(url: str, script: Script) -> None:
+    # Apps that make a store per asyncio.run must not keep every finished loop (and its Waker)
+    # alive: the per-loop table is weak, and nothing in it may hold its loop strongly.
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def one_call(n: int) -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        transport = Transport(url, admin_key="k")
+        script.answer = float(n)
+        assert await transport.query("f:g", {"n": n}) == n
+        await transport.aclose()
+
+    for n in range(5):
+        asyncio.run(one_call(n))
+    gc.collect()
+    assert len(script.requests) == 5
+    assert [ref for ref in loops if ref() is not None] == []
+    assert not [w for w in gc.get_objects() if isinstance(w, Waker) and w._loop_ref() is None]

@@ -182,7 +182,6 @@ class Connection(asyncio.Protocol):
         self._status = 0
         self._chunks: list[bytes] = []
         self._settled = False
-        self._drained: asyncio.Future[None] | None = None
         self._writable = True
         self._lost = False
         self._eof = False
@@ -212,16 +211,22 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._feed_eof()
-        self._resume_writing()
-        self._finish()
+        try:
+            self._feed_eof()
+        finally:
+            # Whatever happened in parsing, the caller is never left waiting on a connection
+            # that is gone, and an abandoned connection's token is always released.
+            try:
+                if self._answer is not None or self._on_done is not None:
+                    self._settle(None, Broken("ConnectionClosed"))
+            finally:
+                self._finish()
 
     def pause_writing(self) -> None:
         self._writable = False
 
     def resume_writing(self) -> None:
         self._writable = True
-        self._resume_writing()
 
     # -- the pool's side -------------------------------------------------------------------
 
@@ -280,11 +285,21 @@ class Connection(asyncio.Protocol):
 
     # -- one exchange ----------------------------------------------------------------------
 
-    async def request(self, head: h11.Request, body: bytes) -> tuple[int, bytes, bool]:
-        """Send ``head`` and ``body``; return (status, body, whether it can be used again).
+    def send(self, head: h11.Request, body: bytes) -> asyncio.Future[Answer]:
+        """Write ``head`` and ``body``; return the future of (status, body, whether the
+        connection can be used again).
 
-        Raises :class:`Broken` if the connection fails or the answer is not HTTP. After any
-        exception (cancellation included) the caller closes or abandons the connection.
+        The future fails with :class:`Broken` if the connection fails or the answer is not
+        HTTP. After any exception while waiting for it (cancellation included) the caller
+        closes or abandons the connection.
+
+        Synchronous on purpose: the head carries the Authorization header, and no frame that
+        awaits may hold it (or its bytes) in its locals, where a traceback of a timeout or a
+        cancellation would carry it to error trackers. The caller awaits only the future.
+
+        The answer is not held back until the body has been written: a server (or proxy) may
+        answer early, a 413 or a 401, without reading the rest. The caller gets that answer,
+        and the connection, with part of the body still unsent, is never used again.
         """
         transport = self._transport
         if transport is None or self._lost or self._unusable:
@@ -300,10 +315,18 @@ class Connection(asyncio.Protocol):
         self._answer, self._settled = answer, False
         self._status, self._chunks = 0, []
         transport.writelines(out)
-        if not self._writable:  # a big body: wait until the kernel has taken it
-            self._drained = self.loop.create_future()
-            await self._drained
-        return await answer
+        return answer
+
+    def _unsent(self) -> bool:
+        """Whether part of the request is still waiting in a write buffer."""
+        transport = self._transport
+        if transport is None or not self._writable:
+            return True
+        if transport.get_write_buffer_size():
+            return True
+        # TLS: the encrypted bytes wait in the TCP transport under the TLS one.
+        lower = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+        return bool(lower is not None and lower.get_write_buffer_size())
 
     def _parse(self) -> None:
         """Take every complete event h11 can make of the bytes so far."""
@@ -312,6 +335,11 @@ class Connection(asyncio.Protocol):
             while True:
                 event = h.next_event()
                 if event is h11.NEED_DATA:
+                    return
+                if event is h11.PAUSED:
+                    # Never while an answer is due (it ends at EndOfMessage, below): rather than
+                    # spin or wait for what will not come, the exchange has failed.
+                    self._settle(None, Broken("Paused"))
                     return
                 if isinstance(event, h11.Data):
                     self._chunks.append(event.data)
@@ -329,6 +357,8 @@ class Connection(asyncio.Protocol):
         reusable = h.our_state is h11.DONE and h.their_state is h11.DONE and not self._eof
         if reusable:  # and nothing came after the answer (it would be read as the next one)
             reusable = not h.trailing_data[0]
+        if reusable:  # and the server read the whole request (an early answer may not have)
+            reusable = not self._unsent()
         if reusable:
             h.start_next_cycle()
         self._settle((self._status, b"".join(self._chunks), reusable), None)
@@ -351,17 +381,14 @@ class Connection(asyncio.Protocol):
             if self._answer is not None or self._on_done is not None:
                 self._parse()
 
-    def _resume_writing(self) -> None:
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
     def _finish(self) -> None:
         on_done, self._on_done = self._on_done, None
         if on_done is None:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.close()
-        on_done()
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.close()
+        finally:
+            on_done()

@@ -329,7 +329,10 @@ class Transport:
         try:
             conn = await self._checkout()
             try:
-                status, content, reusable = await conn.request(self._head(kind, body), body)
+                # send() is synchronous and this frame keeps no reference to the head: the
+                # Authorization header never sits in the locals of a frame that awaits.
+                answer = conn.send(self._head(kind, body), body)
+                status, content, reusable = await answer
             except Broken as exc:
                 conn.close()
                 message = f"connection to {self.url} failed during {kind} {path}: {exc.reason}"

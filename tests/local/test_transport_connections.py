@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import h11
 import orjson
 import pytest
 
 import convex_mastra._transport as transport_module
-from convex_mastra import DeploymentUnavailable, RequestTimeoutError
-from convex_mastra._http import Waker
+from convex_mastra import DeploymentUnavailable, FunctionError, RequestTimeoutError
+from convex_mastra._http import Broken, Connection, Waker
 from convex_mastra._transport import Transport
 
 
@@ -40,6 +41,8 @@ class Script:
 
     def __init__(self) -> None:
         self.mode = "ok"
+        self.modes: list[str] = []  # for the next requests, before ``mode``
+        self.release = threading.Event()  # ends the "early" mode's wait
         self.answer: Any = {"ok": True}
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -55,6 +58,10 @@ class Script:
             self.open_now += 1
             self.most_open = max(self.most_open, self.open_now)
             return self.opened
+
+    def next_mode(self) -> str:
+        with self.lock:
+            return self.modes.pop(0) if self.modes else self.mode
 
     def disconnected(self) -> None:
         with self.lock:
@@ -75,17 +82,52 @@ def _handler(script: Script) -> type[http.server.BaseHTTPRequestHandler]:
             super().finish()
 
         def do_POST(self) -> None:
+            mode = script.next_mode()
+            if mode == "early":  # a proxy refusing a big body: answers, reads none of it
+                with script.lock:
+                    script.requests.append((self.connection_id, b""))
+                refusal = b'{"code":"PayloadTooLarge","message":"too big"}'
+                self.send_response(413)
+                self.send_header("Content-Length", str(len(refusal)))
+                self.end_headers()
+                self.wfile.write(refusal)
+                self.wfile.flush()
+                script.release.wait(10)  # keeps the connection open, never reading
+                self.close_connection = True
+                return
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with script.lock:
                 script.requests.append((self.connection_id, body))
             if script.delay:
                 time.sleep(script.delay)
             payload = orjson.dumps({"status": "success", "value": script.answer, "logLines": []})
+            if mode == "drop":  # hangs up before any byte of the answer
+                self.close_connection = True
+                return
+            if mode == "garbage":
+                self.wfile.write(b"SMTP ready " + b"\x00\xff" * 40 + b"\r\n\r\n")
+                self.close_connection = True
+                return
+            if mode == "chunked":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for start in range(0, len(payload), 7):
+                    piece = payload[start : start + 7]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+                return
             self.send_response(200)
+            if mode == "connection-close":
+                self.send_header("Connection", "close")  # also sets close_connection
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            if script.mode == "stall":  # half the answer, then nothing until the client hangs up
+            if mode == "cut":  # half the answer, then the server hangs up
+                self.wfile.write(payload[: len(payload) // 2])
+                self.close_connection = True
+                return
+            if mode == "stall":  # half the answer, then nothing until the client hangs up
                 self.wfile.write(payload[: len(payload) // 2])
                 self.wfile.flush()
                 self.connection.settimeout(10)
@@ -94,9 +136,9 @@ def _handler(script: Script) -> type[http.server.BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             self.wfile.write(payload)
-            if script.mode == "stray":  # bytes after the answer that nobody asked for
+            if mode == "stray":  # bytes after the answer that nobody asked for
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-            if script.mode == "close":  # keep-alive answer, then the server hangs up
+            if mode == "close":  # keep-alive answer, then the server hangs up
                 self.close_connection = True
 
         def log_message(self, *args: object) -> None:
@@ -130,6 +172,7 @@ def _serve(script: Script, context: ssl.SSLContext | None = None) -> tuple[Serve
 def url(script: Script) -> Iterator[str]:
     server, address = _serve(script)
     yield address
+    script.release.set()
     server.shutdown()
     server.server_close()
 
@@ -383,3 +426,97 @@ def test_event_loops_that_made_calls_are_not_kept_alive(url: str, script: Script
     assert len(script.requests) == 5
     assert [ref for ref in loops if ref() is not None] == []
     assert not [w for w in gc.get_objects() if isinstance(w, Waker) and w._loop_ref() is None]
+
+
+async def test_an_early_answer_to_a_big_body_is_returned_not_timed_out(
+    url: str, script: Script
+) -> None:
+    # A proxy refusing a 20 MB body answers at once and stops reading: the caller gets that
+    # answer, not a timeout, and the connection (body half sent) is never pooled.
+    script.modes = ["early"]
+    retry = transport_module.RetryPolicy(attempts=1)
+    transport = Transport(url, admin_key="k", request_timeout=5, retry=retry)
+    started = time.monotonic()
+    with pytest.raises(FunctionError, match="HTTP 413, PayloadTooLarge"):
+        await transport.mutation("f:g", {"text": "x" * 20_000_000})
+    assert time.monotonic() - started < 2.5
+    assert transport._idle == []
+    script.release.set()
+    assert await transport.mutation("f:g", {}) == {"ok": True}
+    await transport.aclose()
+    assert script.opened == 2 and len(script.requests) == 2
+
+
+async def _settled(future: asyncio.Future[Any]) -> None:
+    for _ in range(5):  # the Waker may hand it over an iteration or two later
+        if future.done():
+            return
+        await asyncio.sleep(0)
+
+
+async def test_an_error_in_parsing_never_leaves_the_caller_waiting() -> None:
+    class Exploding:  # an h11 stand-in whose parser fails in a way nobody planned for
+        def receive_data(self, data: bytes) -> None:
+            raise RuntimeError("parser bug")
+
+    loop = asyncio.get_running_loop()
+    waiting = Connection(loop)
+    answer: asyncio.Future[Any] = loop.create_future()
+    waiting._answer, waiting._h11 = answer, Exploding()  # type: ignore[assignment]
+    with pytest.raises(RuntimeError):
+        waiting.connection_lost(None)
+    await _settled(answer)
+    with pytest.raises(Broken):
+        answer.result()
+    # An abandoned connection releases its caller's token all the same.
+    abandoned = Connection(loop)
+    abandoned._answer, abandoned._h11 = loop.create_future(), Exploding()  # type: ignore[assignment]
+    released: list[bool] = []
+    abandoned.abandon(lambda: released.append(True), None)
+    with pytest.raises(RuntimeError):
+        abandoned.connection_lost(None)
+    assert released == [True]
+
+
+async def test_a_paused_parser_fails_the_exchange_instead_of_spinning() -> None:
+    class Paused:
+        calls = 0
+
+        def next_event(self) -> Any:
+            self.calls += 1
+            if self.calls > 3:
+                raise RuntimeError("spinning")
+            return h11.PAUSED
+
+    loop = asyncio.get_running_loop()
+    conn = Connection(loop)
+    answer: asyncio.Future[Any] = loop.create_future()
+    conn._answer, conn._h11 = answer, Paused()  # type: ignore[assignment]
+    conn._parse()
+    await _settled(answer)
+    with pytest.raises(Broken, match="Paused"):
+        answer.result()
+
+
+async def test_no_awaiting_frame_holds_the_admin_key(url: str, script: Script) -> None:
+    # Error trackers capture the locals of a traceback's frames: those of a call cancelled or
+    # timed out while it waits must not include the request head or its bytes.
+    script.mode = "stall"
+    key = "prod:secret-admin-key-0123456789"
+    transport = Transport(url, admin_key=key, request_timeout=5)
+    task = asyncio.ensure_future(transport.mutation("f:g", {}))
+    await _until(lambda: script.requests)
+    await anyio.sleep(0.05)
+    seen: list[str] = []
+    awaiting: Any = task.get_coro()
+    while awaiting is not None:
+        frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)
+        if frame is not None:
+            seen += [f"{name}={value!r}" for name, value in frame.f_locals.items()]
+        awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "gi_yieldfrom", None)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await transport.aclose()
+    assert any(text.startswith("body=") for text in seen)  # the walk reached _attempt
+    assert not [text for text in seen if key in text]

@@ -15,8 +15,10 @@ Why it is built this way (measured, see docs/architecture.md):
   big answer takes tens of milliseconds, so above a size threshold that runs on a worker thread.
 - Each call runs inside ``anyio.fail_after(timeout)``, and holds one of ``max_concurrency``
   tokens from before it connects until its connection is back in the pool or closed, so
-  ``max_concurrency`` bounds sockets. A call cancelled or timed out mid-exchange closes its
-  connection at once: a connection in an unknown state is never reused.
+  ``max_concurrency`` bounds sockets. A call cancelled or timed out mid-exchange returns at once,
+  but its connection, in an unknown state, is never reused: it is kept (with the call's token)
+  until the answer arrives, the connection breaks or the timeout + 1 s have passed, then closed,
+  because the server may still be working on the request.
 
 Cancellation and timeouts are honest about mutations: once a mutation's request may have reached
 the server, a timeout or cancellation cannot tell whether it was applied. Convex runs a mutation
@@ -217,6 +219,7 @@ class Transport:
         ]
         self._heads: dict[tuple[str, int], h11.Request] = {}
         self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_lock = anyio.Lock()  # concurrent first callers wait for one build
         self._idle: list[Connection] = []
         self._abandoned: set[Connection] = set()
         # A limiter of our own for the worker threads that encode and decode big payloads, so
@@ -418,18 +421,28 @@ class Transport:
             # The server closed it while idle (or it belongs to another event loop): dropped,
             # and the call connects afresh, which sends nothing twice.
             conn.close()
-        context = None
-        if self._https:
-            context = self._ssl_context
-            if context is None:  # loading the trust store reads files: not on the loop
-                context = await anyio.to_thread.run_sync(default_ssl_context)
-                self._ssl_context = context
+        context = await self._tls_context() if self._https else None
         try:
             with anyio.fail_after(_CONNECT_TIMEOUT):
                 return await open_connection(self._host, self._port, context)
         except OSError as exc:  # refused, DNS failure, TLS failure, connect timeout: not sent
             message = f"could not connect to {self.url} ({_reason(exc)}); is it running?"
             raise _NotSent(self._redact(message)) from None
+
+    async def _tls_context(self) -> ssl.SSLContext:
+        """The store's TLS context, built once: loading the trust store reads files, so it runs
+        on a worker thread of the store's own limiter, and concurrent first callers wait for
+        that one build rather than each loading the trust store."""
+        context = self._ssl_context
+        if context is None:
+            async with self._ssl_lock:
+                context = self._ssl_context
+                if context is None:
+                    context = await anyio.to_thread.run_sync(
+                        default_ssl_context, limiter=self._threads
+                    )
+                    self._ssl_context = context
+        return context
 
     def _checkin(self, conn: Connection) -> None:
         # At most max_concurrency calls hold a connection, so the pool never outgrows that.

@@ -520,3 +520,36 @@ async def test_no_awaiting_frame_holds_the_admin_key(url: str, script: Script) -
     await transport.aclose()
     assert any(text.startswith("body=") for text in seen)  # the walk reached _attempt
     assert not [text for text in seen if key in text]
+
+
+async def test_concurrent_first_callers_build_one_tls_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    retry = transport_module.RetryPolicy(attempts=1)
+    transport = Transport(f"https://127.0.0.1:{port}", admin_key="k", retry=retry)
+    built_with: list[int] = []
+
+    def slow_context() -> ssl.SSLContext:
+        # On the store's own limiter (never the process-wide pool), and only once.
+        built_with.append(transport._threads.borrowed_tokens)
+        time.sleep(0.1)
+        return _trusting_nothing()
+
+    monkeypatch.setattr(transport_module, "default_ssl_context", slow_context)
+
+    async def one() -> None:
+        with pytest.raises(DeploymentUnavailable, match="connection refused"):
+            await transport.query("f:g", {})
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(one)
+    await transport.aclose()
+    assert built_with == [1]
+
+
+def _trusting_nothing() -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -296,9 +296,11 @@ class Transport:
     ) -> Any:
         started = time.monotonic()
         attempt = 0
+        await turn()  # calls started together encode and send over a few loop iterations
+        body = await self._encode(path, args)  # once: every attempt sends the same bytes
         while True:
             try:
-                return await self._attempt(kind, path, args, limit)
+                return await self._attempt(kind, path, body, limit)
             except DeploymentUnavailable as exc:
                 # Resending is safe when the request never left, or when it only reads: a write
                 # that may have committed is never replayed over someone else's newer write.
@@ -315,12 +317,9 @@ class Transport:
                 logger.debug("retrying %s %s after %.3fs: %s", kind, path, delay, exc)
                 attempt += 1
                 await anyio.sleep(delay)
+                await turn()
 
-    async def _attempt(
-        self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None
-    ) -> Any:
-        await turn()  # calls started together encode and send over a few loop iterations
-        body = await self._encode(path, args)
+    async def _attempt(self, kind: Kind, path: str, body: bytes, limit: float | None) -> Any:
         # The concurrency token bounds connections: a call holds one from before it connects
         # until its connection is back in the pool or closed (also on timeout or cancellation).
         token = object()

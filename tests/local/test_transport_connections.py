@@ -553,3 +553,80 @@ async def test_concurrent_first_callers_build_one_tls_context(
 
 def _trusting_nothing() -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+# -- answers lost, odd answers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["drop", "cut"])
+async def test_a_write_whose_answer_was_lost_is_not_resent(
+    url: str, script: Script, how: str
+) -> None:
+    # The connection drops before any byte of the answer, or in the middle of it: the mutation
+    # may have committed, so it is not sent again.
+    script.modes = [how]
+    transport = Transport(url, admin_key="k")
+    with pytest.raises(DeploymentUnavailable, match="failed during mutation f:g"):
+        await transport.mutation("f:g", {"n": 1})
+    await transport.aclose()
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize("how", ["drop", "cut"])
+async def test_a_read_whose_answer_was_lost_is_retried_encoded_once(
+    url: str, script: Script, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[Any] = []
+    encode = transport_module.encode_args
+
+    def counting_encode(args: Any) -> bytes:
+        encoded.append(args)
+        return encode(args)
+
+    monkeypatch.setattr(transport_module, "encode_args", counting_encode)
+    script.modes = [how, how]
+    transport = Transport(url, admin_key="k", retry=transport_module.RetryPolicy(base_delay=0))
+    assert await transport.query("f:g", {"n": 1}) == {"ok": True}
+    await transport.aclose()
+    assert len(script.requests) == 3
+    assert len({body for _, body in script.requests}) == 1  # the same bytes each time
+    assert len(encoded) == 1  # encoded once, not once per attempt
+
+
+async def test_a_chunked_answer_is_read_and_the_connection_reused(url: str, script: Script) -> None:
+    script.mode = "chunked"
+    script.answer = {"text": "z" * 300}
+    transport = Transport(url, admin_key="k")
+    for _ in range(3):
+        assert await transport.query("f:g", {}) == {"text": "z" * 300}
+    await transport.aclose()
+    assert script.opened == 1 and len(script.requests) == 3
+
+
+async def test_an_answer_with_connection_close_is_read_and_not_pooled(
+    url: str, script: Script
+) -> None:
+    script.mode = "connection-close"
+    transport = Transport(url, admin_key="k", retry=transport_module.RetryPolicy(attempts=1))
+    for n in range(3):
+        script.answer = float(n)
+        assert await transport.mutation("f:g", {"n": n}) == n
+        assert transport._idle == []
+    await transport.aclose()
+    assert script.opened == 3
+    assert [connection for connection, _ in script.requests] == [1, 2, 3]
+
+
+async def test_garbage_from_the_server_is_unavailable_without_the_key(
+    url: str, script: Script
+) -> None:
+    script.mode = "garbage"
+    key = "prod:secret-admin-key-0123456789"
+    transport = Transport(url, admin_key=key)
+    with pytest.raises(DeploymentUnavailable) as info:
+        await transport.mutation("f:g", {})
+    await transport.aclose()
+    assert len(script.requests) == 1
+    texts = [str(info.value), repr(info.value), repr(info.value.__cause__)]
+    texts += [repr(info.value.__context__)]
+    assert not [text for text in texts if key in text]

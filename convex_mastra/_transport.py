@@ -83,7 +83,7 @@ _CLOSED = "this store is closed; create a new one"
 _BIG_REQUEST = 1000  # values in the arguments (strings count one per KiB)
 _BIG_ANSWER = 16 * 1024  # bytes of JSON
 _HEADS_CACHED = 512
-_SAMPLE = 4
+_SAMPLE = 8  # items weighed of a long list
 
 
 @dataclass(frozen=True)
@@ -531,11 +531,13 @@ def _envelope(path: str, args: Mapping[str, Any]) -> bytes:
     )
 
 
-def _weight(value: Any) -> int:
+def _weight(value: Any, budget: int = _BIG_REQUEST) -> int:
     """Roughly what encoding ``value`` costs: values in it, a string counting one per KiB.
 
-    A long list is weighed by a sample of its first items (batches repeat one shape), so even a
-    big batch costs microseconds to weigh; mappings are weighed whole.
+    Bounded, since it runs on the loop: the walk stops once the weight reaches ``budget`` (the
+    answer is then "big" whatever the rest holds), and a long list is weighed by a sample of
+    ``_SAMPLE`` items spread over it (first, last, evenly spaced between: batches repeat one
+    shape, and a heavy item late in the list still counts).
     """
     kind = type(value)
     if kind is str:
@@ -543,18 +545,30 @@ def _weight(value: Any) -> int:
     if kind is list or kind is tuple:
         items: Any = value
     elif kind is dict:
-        return 1 + sum(_weight(item) for item in value.values())
+        items = value.values()
     elif isinstance(value, bytes | bytearray):
         return 1 + (len(value) >> 8)  # base64 in Python: slower than strings
     elif isinstance(value, Mapping):
-        return 1 + sum(_weight(item) for item in value.values())
+        items = value.values()
     elif isinstance(value, list | tuple):
         items = value
     else:
         return 1
-    if len(items) <= 2 * _SAMPLE:
-        return 1 + sum(_weight(item) for item in items)
-    return 1 + len(items) * sum(_weight(item) for item in items[:_SAMPLE]) // _SAMPLE
+    count = len(value)
+    total = 1
+    if count <= 2 * _SAMPLE or not isinstance(items, list | tuple):
+        for item in items:
+            total += _weight(item, budget - total)
+            if total >= budget:
+                break
+        return total
+    sampled = 0
+    step = (count - 1) / (_SAMPLE - 1)
+    for n in range(_SAMPLE):
+        sampled += _weight(items[round(n * step)], budget)
+        if 1 + sampled >= budget:  # these items alone reach it
+            return 1 + sampled
+    return 1 + count * sampled // _SAMPLE
 
 
 def _reason(exc: BaseException) -> str:

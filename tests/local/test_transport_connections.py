@@ -630,3 +630,30 @@ async def test_garbage_from_the_server_is_unavailable_without_the_key(
     texts = [str(info.value), repr(info.value), repr(info.value.__cause__)]
     texts += [repr(info.value.__context__)]
     assert not [text for text in texts if key in text]
+
+
+def test_weighing_a_request_is_bounded_and_samples_the_whole_list() -> None:
+    weight, big = transport_module._weight, transport_module._BIG_REQUEST
+    # A heavy item late in a long list counts (the first items alone would say "small").
+    rows: list[Any] = [{"id": n} for n in range(40)]
+    rows[-1] = {"id": 39, "text": "x" * 4_000_000}
+    assert weight({"rows": rows}) >= big
+    # So does a second half heavier than the first.
+    rows = [{"id": n, "text": "x" * (100_000 if n >= 20 else 0)} for n in range(40)]
+    assert weight({"rows": rows}) >= big
+    assert weight({"rows": [{"id": n} for n in range(40)]}) < big
+    # A huge mapping is not walked in full: the walk stops once the weight reaches the bound.
+    visited = 0
+
+    class Counting(dict[str, Any]):
+        def values(self) -> Any:
+            nonlocal visited
+            for value in super().values():
+                visited += 1
+                yield value
+
+    huge = Counting((f"k{n}", n) for n in range(200_000))
+    started = time.perf_counter()
+    assert weight({"meta": huge}) >= big
+    assert visited <= big
+    assert time.perf_counter() - started < 0.05

@@ -20,7 +20,6 @@ import anyio
 import orjson
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
-from convex_mastra._transport import encode_args
 
 from . import scenarios as sc
 from .harness import (
@@ -214,7 +213,7 @@ async def cpu(store: ConvexStore, stats: Stats, ops: list[sc.Op], ts: Any) -> li
 
 async def sdk_cpu(store: ConvexStore, op: sc.Op) -> float:
     """CPU per call of everything but the transport: the operation runs for real once, and then
-    replays its recorded answers while arguments are still encoded as for sending.
+    replays its recorded answers while requests are still encoded as for sending.
 
     Left out is what the transport adds per call: the limiter, the JSON envelope and HTTP
     framing on a kept-alive asyncio connection (the difference to ``ours_us``).
@@ -234,8 +233,8 @@ async def sdk_cpu(store: ConvexStore, op: sc.Op) -> float:
         del transport._decode
     replies = itertools.cycle(answers)
 
-    async def attempt(kind: str, path: str, args: Any, limit: float | None) -> Any:
-        encode_args(args)  # what the worker thread does before sending
+    async def attempt(kind: str, path: str, body: bytes, limit: float | None) -> Any:
+        # The request was encoded by the caller (_with_retries), as for sending.
         return decode(kind, path, 200, next(replies))
 
     transport._attempt = attempt

@@ -16,6 +16,7 @@ count, a window at an offset, or an iteration. ``Rows`` works against both handl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,9 +270,10 @@ class Rows:
         rows = list(reply["page"])
         want = max(0, min(limit, total - offset))
         if len(rows) < want and not reply["isDone"]:
-            # Cut short by the page or byte bound: read on from where the handler stopped.
+            # Cut short by the page or byte bound: read on from where the handler stopped, with
+            # the range its cursor belongs to.
             rows += await self._read(
-                query,
+                dataclasses.replace(query, range=reply["range"]),
                 offset=int(reply["ties"]) - int(reply["skipped"]),
                 limit=want - len(rows),
                 descending=descending,

@@ -120,6 +120,12 @@ async def test_any_page_reads_about_its_size(
     odd = await big.messages.list(THREAD, page=1249, per_page=11, direction=direction)
     assert [m.id for m in odd.items] == ids[13739:13750]
     assert cost(http, seq)[0] <= 100
+    # Past the 1,000 rows one call returns: the rest is read on from the handler's cursor.
+    seq = http.next_seq()
+    wide = await big.messages.list(THREAD, page=5, per_page=1500, direction=direction)
+    assert [m.id for m in wide.items] == ids[7500:9000]
+    read, calls = cost(http, seq)
+    assert calls == 2 and read <= 1500 + 30, (read, calls)
 
 
 async def test_a_date_range_page_deep_in_the_thread_reads_about_its_size(

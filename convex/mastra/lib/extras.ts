@@ -131,14 +131,14 @@ export async function pageByIndex(ctx: Ctx, req: Request): Promise<Response> {
 
 /**
  * pageByRank {tableName, index, eq, range?, order?, offset, numItems} ->
- * {ranked: true, total, page, ties, skipped, continueCursor, isDone} | {ranked: false}.
+ * {ranked: true, total, page, range, ties, skipped, continueCursor, isDone} | {ranked: false}.
  * For an index with a rank tree (ranks.ts) and `eq` on all its leading fields:
  * `total` is how many rows lie in `range`, and `page` the rows at `offset` ..
  * `offset + numItems` of them in `order`, found through the tree instead of
  * by reading the rows before `offset`. Reads one tree node per level and
  * level per search, plus the page and any rows sharing its first sort value
  * that come before it. A short page with isDone false stopped at the byte
- * budget: continue with pageByIndex from continueCursor. `ranked: false`
+ * budget: continue with pageByIndex from continueCursor, with the `range` returned. `ranked: false`
  * when the index has no tree or its trees are incomplete (counts not READY, or
  * not rebuilt since an upgrade): page with pageByIndex.
  */
@@ -207,6 +207,8 @@ export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
     ranked: true,
     total,
     page: page.page.slice(ties),
+    // A cursor belongs to its query: a client continuing from it must send this range.
+    range: from,
     ties,
     skipped: Math.min(ties, page.page.length),
     continueCursor: page.continueCursor,

@@ -25,6 +25,7 @@ import time
 import traceback
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,17 @@ set_hypothesis_home_dir(str(ROOT / "build" / "hypothesis"))
 
 SOAK = os.environ.get("CONVEX_MASTRA_SOAK", "") not in ("", "0")
 """Longer variants: the same tests with larger counts (``CONVEX_MASTRA_SOAK=1``)."""
+
+
+def thread_record(thread_id: str, resource_id: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    """A thread as ``threads.save`` takes it, created and updated at ``at``."""
+    return {
+        "id": thread_id,
+        "resource_id": resource_id,
+        "created_at": at,
+        "updated_at": at,
+        **extra,
+    }
 
 
 def scaled(ci: int, soak: int) -> int:

@@ -35,7 +35,7 @@ from convex_mastra import (
 )
 from convex_mastra._dispatch import READ_OPS
 from tests.conftest import RawHttp
-from tests.reliability.conftest import Results, SecretAudit, scaled
+from tests.reliability.conftest import Results, SecretAudit, scaled, thread_record
 from tests.reliability.strategies import (
     ONE_MIB,
     SPECIAL_KEYS,
@@ -151,15 +151,7 @@ async def test_thread_metadata_on_save(
     thread_id = _new_id("t")
     verdict = expected(metadata, overhead=300)
     outcome, exc = await _attempt(
-        rstore.threads.save(
-            {
-                "id": thread_id,
-                "resource_id": "bad-input",
-                "created_at": T0,
-                "updated_at": T0,
-                "metadata": metadata,
-            }
-        ),
+        rstore.threads.save(thread_record(thread_id, "bad-input", T0, metadata=metadata)),
         http,
         audit,
         thread_id,
@@ -189,15 +181,7 @@ async def test_thread_metadata_on_update(
 ) -> None:
     thread_id = _new_id("u")
     base = {"base": 1, "$base": [1, 2]}
-    await rstore.threads.save(
-        {
-            "id": thread_id,
-            "resource_id": "bad-input",
-            "created_at": T0,
-            "updated_at": T0,
-            "metadata": base,
-        }
-    )
+    await rstore.threads.save(thread_record(thread_id, "bad-input", T0, metadata=base))
     before = await rstore.threads.get(thread_id)
     verdict = expected(metadata, overhead=300)  # the merge adds a few bytes of `base`
     outcome, exc = await _attempt(
@@ -286,9 +270,7 @@ async def test_message_content_on_save(
     rstore: ConvexStore, http: RawHttp, audit: SecretAudit, content: dict[str, Any]
 ) -> None:
     thread_id = _new_id("mt")
-    await rstore.threads.save(
-        {"id": thread_id, "resource_id": "bad-input", "created_at": T0, "updated_at": T0}
-    )
+    await rstore.threads.save(thread_record(thread_id, "bad-input", T0))
     before = await rstore.threads.get(thread_id)
     good_id, odd_id = _new_id("good"), _new_id("odd")
     batch = [
@@ -358,9 +340,7 @@ async def test_the_1_mib_boundary_in_a_save_of_several_calls(
     from convex_mastra._domains.messages import message_row
 
     thread_id = _new_id("edge")
-    await rstore.threads.save(
-        {"id": thread_id, "resource_id": "big", "created_at": T0, "updated_at": T0}
-    )
+    await rstore.threads.save(thread_record(thread_id, "big", T0))
     probe = message_row(Message.model_validate(_message(1000, thread_id, "")), 0)
     text = "x" * (ONE_MIB + over - _convex_size(probe))
     batch = [_message(n, thread_id) for n in range(1000)] + [_message(1000, thread_id, text)]
@@ -395,25 +375,11 @@ async def test_payloads_too_big_to_send(
 ) -> None:
     record_id = _new_id(where)
     thread_id = _new_id("host")
-    await rstore.threads.save(
-        {
-            "id": thread_id,
-            "resource_id": "big",
-            "created_at": T0,
-            "updated_at": T0,
-            "metadata": {"keep": True},
-        }
-    )
+    await rstore.threads.save(thread_record(thread_id, "big", T0, metadata={"keep": True}))
     big = {"blob": "x" * HUGE}
     calls = {
         "thread_save": lambda: rstore.threads.save(
-            {
-                "id": record_id,
-                "resource_id": "big",
-                "created_at": T0,
-                "updated_at": T0,
-                "metadata": big,
-            }
+            thread_record(record_id, "big", T0, metadata=big)
         ),
         "thread_update": lambda: rstore.threads.update(thread_id, metadata=big),
         "resource_update": lambda: rstore.resources.update(record_id, metadata=big),

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from convex_mastra import ConvexStore, Message
-from tests.reliability.conftest import Results, scaled
+from tests.reliability.conftest import Results, scaled, thread_record
 
 UPDATES = scaled(200, 2000)
 WRITERS = scaled(50, 200)
@@ -31,15 +31,7 @@ async def test_concurrent_thread_metadata_updates_lose_nothing(
     rstore: ConvexStore, uid: str, results: Results
 ) -> None:
     thread_id = f"busy-{uid}"
-    await rstore.threads.save(
-        {
-            "id": thread_id,
-            "resource_id": f"r-{uid}",
-            "created_at": T0,
-            "updated_at": T0,
-            "metadata": {"seed": True},
-        }
-    )
+    await rstore.threads.save(thread_record(thread_id, f"r-{uid}", T0, metadata={"seed": True}))
     acknowledged = 0
 
     async def update(n: int) -> None:
@@ -116,9 +108,7 @@ def _message(thread_id: str, writer: int, save: int, part: int) -> dict[str, Any
 
 async def test_fifty_writers_on_one_thread(rstore: ConvexStore, uid: str, results: Results) -> None:
     thread_id = f"shared-{uid}"
-    await rstore.threads.save(
-        {"id": thread_id, "resource_id": "writers", "created_at": T0, "updated_at": T0}
-    )
+    await rstore.threads.save(thread_record(thread_id, "writers", T0))
     acknowledged = 0
 
     async def writer(w: int) -> None:

@@ -28,7 +28,7 @@ from convex_mastra import (
     Message,
     RequestTimeoutError,
 )
-from tests.reliability.conftest import Results, SecretAudit, scaled
+from tests.reliability.conftest import Results, SecretAudit, scaled, thread_record
 
 SAVES = scaled(1000, 3000)
 KILLS = scaled(1, 3)
@@ -75,14 +75,7 @@ async def test_sigkill_mid_run_loses_nothing_acknowledged(
         ) as store:
             audit.repr_of(store, local)
             for t in range(THREADS):
-                await store.threads.save(
-                    {
-                        "id": f"t{t}",
-                        "resource_id": "crash-resource",
-                        "created_at": T0,
-                        "updated_at": T0,
-                    }
-                )
+                await store.threads.save(thread_record(f"t{t}", "crash-resource", T0))
             figures = await _run(store, local, audit)
             # Reading everything back is the check, not the behaviour under test: a store of its
             # own with a long timeout (the emulator reads slowly once tables are big).

@@ -15,7 +15,7 @@ from convex_mastra import ConfigurationError, ConvexStore, RecordTooLargeError, 
 from convex_mastra._codec import MAX_DOCUMENT_BYTES, document_size, json_arg
 from convex_mastra._domains.messages import message_row
 from convex_mastra._models import Message
-from tests.reliability.conftest import SecretAudit
+from tests.reliability.conftest import SecretAudit, thread_record
 
 T0 = datetime(2026, 7, 1, tzinfo=timezone.utc)
 
@@ -43,15 +43,7 @@ async def test_proto_keys_survive_save_and_update(
     # Sent as a plain object, "__proto__" went through `out[key] = value` in JavaScript (the
     # deployment's argument decoding, its replies) and vanished: {"__proto__": 5} came back {}.
     thread_id = f"proto-{uid}"
-    await rstore.threads.save(
-        {
-            "id": thread_id,
-            "resource_id": "r",
-            "created_at": T0,
-            "updated_at": T0,
-            "metadata": metadata,
-        }
-    )
+    await rstore.threads.save(thread_record(thread_id, "r", T0, metadata=metadata))
     assert (await rstore.threads.get(thread_id)).metadata == metadata  # type: ignore[union-attr]
     updated = await rstore.threads.update(thread_id, metadata={"__proto__": "again"})
     assert updated.metadata == {**metadata, "__proto__": "again"}
@@ -69,15 +61,7 @@ async def test_metadata_nested_at_the_document_limit(
     # insert failed ("Document is too nested") instead of storing JSON text.
     metadata = {"deep": _chain(levels)}
     thread_id = f"deep{levels}-{uid}"
-    await rstore.threads.save(
-        {
-            "id": thread_id,
-            "resource_id": "r",
-            "created_at": T0,
-            "updated_at": T0,
-            "metadata": metadata,
-        }
-    )
+    await rstore.threads.save(thread_record(thread_id, "r", T0, metadata=metadata))
     assert (await rstore.threads.get(thread_id)).metadata == metadata  # type: ignore[union-attr]
     assert (await rstore.resources.update(f"deep{levels}-{uid}", metadata=metadata)).metadata == (
         metadata
@@ -89,9 +73,7 @@ async def test_metadata_nested_at_the_document_limit(
 async def test_null_fields_of_message_content_are_kept(rstore: ConvexStore, uid: str) -> None:
     # Content was dumped with exclude_none, so {"toolInvocations": None} came back without it.
     thread_id = f"nulls-{uid}"
-    await rstore.threads.save(
-        {"id": thread_id, "resource_id": "r", "created_at": T0, "updated_at": T0}
-    )
+    await rstore.threads.save(thread_record(thread_id, "r", T0))
     content = {"format": 2, "parts": [], "toolInvocations": None, "reasoning": None}
     await rstore.messages.save(
         [
@@ -164,8 +146,8 @@ async def test_blank_ids_are_refused_on_write_as_on_read(
 ) -> None:
     # Reads refuse blank ids; writes took them, so the record could never be read or deleted.
     writes = [
-        rstore.threads.save({"id": blank, "resource_id": "r", "created_at": T0, "updated_at": T0}),
-        rstore.threads.save({"id": "t", "resource_id": blank, "created_at": T0, "updated_at": T0}),
+        rstore.threads.save(thread_record(blank, "r", T0)),
+        rstore.threads.save(thread_record("t", blank, T0)),
         rstore.resources.save({"id": blank, "created_at": T0, "updated_at": T0}),
         rstore.messages.save(
             [
@@ -209,15 +191,7 @@ async def test_big_doubles_survive_a_merge_on_the_server(rstore: ConvexStore, ui
     # that is another number (…370, not …368): Python must read it back as the double it was.
     big = 2.637723827267237e16
     thread_id = f"doubles-{uid}"
-    await rstore.threads.save(
-        {
-            "id": thread_id,
-            "resource_id": "r",
-            "created_at": T0,
-            "updated_at": T0,
-            "metadata": {"$k": big},
-        }
-    )
+    await rstore.threads.save(thread_record(thread_id, "r", T0, metadata={"$k": big}))
     updated = await rstore.threads.update(thread_id, metadata={"$other": -big})
     assert updated.metadata == {"$k": big, "$other": -big}
     assert all(isinstance(v, float) for v in updated.metadata.values())

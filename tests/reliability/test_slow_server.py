@@ -34,7 +34,7 @@ from convex_mastra import (
     RetryPolicy,
 )
 from convex_mastra._transport import Transport
-from tests.reliability.conftest import Results, SecretAudit, scaled
+from tests.reliability.conftest import Results, SecretAudit, scaled, thread_record
 from tests.reliability.faults import FaultProxy, Heartbeat
 
 TIMEOUT = 1.5
@@ -54,9 +54,7 @@ async def _warm_store(
     store = ConvexStore(url, key, request_timeout=TIMEOUT, max_concurrency=max_concurrency)
     audit.repr_of(store)
     await store.handler_info()
-    await store.threads.save(
-        {"id": "slow-thread", "resource_id": "slow-r", "created_at": T0, "updated_at": T0}
-    )
+    await store.threads.save(thread_record("slow-thread", "slow-r", T0))
     return store
 
 

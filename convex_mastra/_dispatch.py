@@ -98,6 +98,8 @@ class HandlerInfo:
     ops: frozenset[str] = field(default_factory=frozenset)
     ranked: frozenset[tuple[str, str, tuple[str, ...]]] = field(default_factory=frozenset)
     """(table, index, equality fields) of the listings ``pageByRank`` serves."""
+    load_many: int = 1000
+    """Most ids one ``loadMany`` or ``deleteMany`` call takes."""
 
     @property
     def is_stock(self) -> bool:
@@ -130,6 +132,9 @@ STOCK_HANDLER = HandlerInfo(
             "mergeWorkflowState",
         }
     ),
+    # Upstream's loadMany refuses more; its deleteMany has no bound of its own, but a failed
+    # call then leaves at most this many ids unaccounted for.
+    load_many=10,
 )
 
 
@@ -254,7 +259,9 @@ class Dispatcher:
                 "storage or cache handler",
                 path=self.function,
             )
+        limits = result.get("limits") or {}
         return HandlerInfo(
+            load_many=int(limits.get("loadManyIds") or HandlerInfo.load_many),
             name=str(result.get("name", "unknown")),
             version=str(result["version"]) if result.get("version") else None,
             protocol=int(result.get("protocol", 0)),

@@ -13,6 +13,7 @@ Every error the SDK raises derives from :class:`ConvexMastraError`::
     │   └── StorageOperationError the storage/cache handler answered ``ok: false``
     │       └── NotFoundError     the record the operation needs does not exist
     ├── BatchLimitError           a paged or batched operation hit its hard bound on calls
+    ├── PartialWriteError         a write of several calls failed after some of them were applied
     └── LocalDeploymentError      the local dev deployment could not be installed or started
 
 Messages never contain the admin key: values that may hold it are redacted where errors are built.
@@ -31,6 +32,7 @@ __all__ = [
     "FunctionError",
     "LocalDeploymentError",
     "NotFoundError",
+    "PartialWriteError",
     "RecordTooLargeError",
     "RequestTimeoutError",
     "StorageOperationError",
@@ -111,6 +113,20 @@ class BatchLimitError(ConvexMastraError):
 
     The data is left consistent; calling the operation again continues where it stopped.
     """
+
+
+class PartialWriteError(ConvexMastraError):
+    """A write split into several calls failed after some of its calls were applied.
+
+    ``done`` lists the ids whose calls were applied; ``not_done`` the rest, including those of
+    the call that failed, which may or may not have been applied. ``__cause__`` is the error
+    of the failed call.
+    """
+
+    def __init__(self, message: str, *, done: list[str], not_done: list[str]) -> None:
+        super().__init__(message)
+        self.done = done
+        self.not_done = not_done
 
 
 class LocalDeploymentError(ConvexMastraError):

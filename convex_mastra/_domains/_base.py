@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from .._codec import json_arg, to_iso
 from .._dispatch import Dispatcher
-from .._errors import ValidationError
+from .._errors import ConvexMastraError, PartialWriteError, ValidationError
 from .._paging import Rows
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "check_id",
     "check_ids",
     "check_scalar_filter",
+    "in_chunks",
     "no_extras",
     "now_iso",
     "stock_mergeable",
@@ -39,6 +40,36 @@ class Domain:
     async def _ours(self) -> bool:
         """Whether the deployment runs convex-mastra's handler (else stock @mastra/convex)."""
         return not (await self._dispatcher.info()).is_stock
+
+
+async def in_chunks(
+    ids: list[str], size: int, what: str, apply: Callable[[list[str]], Awaitable[object]]
+) -> None:
+    """``apply`` to consecutive chunks of at most ``size`` ids, in order.
+
+    When a call fails after earlier ones were applied, PartialWriteError says which ids were
+    and were not; a failure of the first call is raised as it is, since nothing was applied.
+    """
+    for start in range(0, len(ids), size):
+        try:
+            await apply(ids[start : start + size])
+        except ConvexMastraError as exc:
+            if start == 0:
+                raise
+            done, not_done = ids[:start], ids[start:]
+            raise PartialWriteError(
+                f"{what} failed after {len(done):,} of {len(ids):,} ids were applied "
+                f"({type(exc).__name__}: {exc}). Applied: {_listed(done)}. Not applied, or not "
+                f"confirmed: {_listed(not_done)}. The exception's .done and .not_done hold all "
+                "of them; repeating the call with .not_done is safe.",
+                done=done,
+                not_done=not_done,
+            ) from exc
+
+
+def _listed(ids: list[str], shown: int = 10) -> str:
+    text = ", ".join(repr(i) for i in ids[:shown])
+    return text if len(ids) <= shown else f"{text} and {len(ids) - shown:,} more"
 
 
 def now_iso() -> str:

@@ -17,7 +17,7 @@ import orjson
 from .._codec import check_document_size, decode_json, json_arg
 from .._dispatch import MAX_CALLS
 from .._errors import BatchLimitError, ValidationError
-from ._base import Domain, check_id, check_ids, check_scalar_filter
+from ._base import Domain, check_id, check_ids, check_scalar_filter, in_chunks
 
 __all__ = ["RESERVED_TABLES", "Documents"]
 
@@ -53,9 +53,6 @@ VECTOR_PREFIX = "mastra_vector_"
 
 BATCH_RECORDS = 500
 BATCH_BYTES = 8 * 1024 * 1024
-# loadMany ids per call: ours takes 1000, the stock handler 10.
-LOAD_MANY = {True: 1000, False: 10}
-DELETE_BATCH = 1000
 QUERY_PAGE = 1000
 CLEAR_BATCH = 500
 STOCK_CAP = 10_000
@@ -154,7 +151,7 @@ class Documents(Domain):
         """The records with these ids that exist, in the order asked for."""
         check_table(table)
         wanted = check_ids(ids, "ids")
-        step = LOAD_MANY[await self._ours()]
+        step = (await self._dispatcher.info()).load_many
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), step):
             for stored in await self._dispatcher.call(
@@ -222,13 +219,19 @@ class Documents(Domain):
         return bool(await self._dispatcher.call("patch", table, id=id, record=value))
 
     async def delete_many(self, table: str, ids: Iterable[str]) -> None:
-        """Delete the records with these ids (missing ids are ignored)."""
+        """Delete the records with these ids (missing ids are ignored).
+
+        Many ids take several calls; should one fail after others were applied,
+        PartialWriteError lists the ids deleted and those not.
+        """
         check_table(table)
         wanted = check_ids(ids, "ids")
-        for start in range(0, len(wanted), DELETE_BATCH):
-            await self._dispatcher.call(
-                "deleteMany", table, ids=wanted[start : start + DELETE_BATCH]
-            )
+
+        async def delete(batch: builtins.list[str]) -> None:
+            await self._dispatcher.call("deleteMany", table, ids=batch)
+
+        step = (await self._dispatcher.info()).load_many
+        await in_chunks(wanted, step, f"documents.delete_many({table!r})", delete)
 
     async def clear(self, table: str) -> None:
         """Delete every record of the table, in bounded batches until none is left."""

@@ -14,7 +14,15 @@ from .._dispatch import batches
 from .._errors import ValidationError
 from .._models import Message, MessageContent, Page, coerce
 from .._paging import IndexQuery, Match, check_paging, sort_key
-from ._base import Domain, check_direction, check_id, check_ids, check_scalar_filter, now_iso
+from ._base import (
+    Domain,
+    check_direction,
+    check_id,
+    check_ids,
+    check_scalar_filter,
+    in_chunks,
+    now_iso,
+)
 
 __all__ = ["DateRange", "Include", "Messages"]
 
@@ -25,7 +33,6 @@ THREADS = "mastra_threads"
 # 16 MiB written, 16 MiB of arguments), counting the thread and counter rows each message touches.
 MAX_MESSAGES_PER_CALL = 1000
 MAX_BYTES_PER_CALL = 8 * 1024 * 1024
-LOAD_MANY = 1000
 WINDOW_ITEMS = 100
 ORDER_FIELDS = ("createdAt", "created_at")
 
@@ -132,21 +139,30 @@ class Messages(Domain):
         is all-or-nothing up to Convex's per-transaction limits and takes the fewest calls beyond.
         """
         models = [coerce(Message, message, f"messages[{i}]") for i, message in enumerate(messages)]
+        await self._save(models, moved_from=())
+        return models
+
+    async def _save(self, models: builtins.list[Message], moved_from: Iterable[str]) -> None:
+        """Save ``models``; the stock path also touches ``moved_from``, the threads that
+        messages left (our handler finds those itself)."""
         rows = [message_row(message, i) for i, message in enumerate(models)]
         if not rows:
-            return []
+            return
         if await self._ours():
             for batch in chunks(rows):
                 await self._dispatcher.call(
                     "saveMessages", None, messages=batch, threadUpdatedAt=now_iso()
                 )
-            return models
+            return
         for batch in chunks(rows):
             await self._dispatcher.call("batchInsert", TABLE, records=batch)
+        await self._touch_stock([row["thread_id"] for row in rows] + list(moved_from))
+
+    async def _touch_stock(self, thread_ids: Iterable[str]) -> None:
+        """Move ``updatedAt`` of these threads to now, as our handler does in its own calls."""
         now = now_iso()
-        for thread_id in dict.fromkeys(row["thread_id"] for row in rows):
+        for thread_id in dict.fromkeys(thread_ids):
             await self._dispatcher.call("patch", THREADS, id=thread_id, record={"updatedAt": now})
-        return models
 
     async def list(
         self,
@@ -345,11 +361,10 @@ class Messages(Domain):
     async def get_many(self, ids: Iterable[str]) -> builtins.list[Message]:
         """The messages with these ids that exist, in the order asked for."""
         wanted = check_ids(ids, "ids")
+        step = (await self._dispatcher.info()).load_many
         found: dict[str, Message] = {}
-        for start in range(0, len(wanted), LOAD_MANY):
-            rows = await self._dispatcher.call(
-                "loadMany", TABLE, ids=wanted[start : start + LOAD_MANY]
-            )
+        for start in range(0, len(wanted), step):
+            rows = await self._dispatcher.call("loadMany", TABLE, ids=wanted[start : start + step])
             for row in rows or ():
                 found[row["id"]] = message_from_row(row)
         return [found[message_id] for message_id in wanted if message_id in found]
@@ -368,26 +383,44 @@ class Messages(Domain):
                 raise ValidationError(f"updates[{i}].content must be a dict", field="content")
         current = {message.id: message for message in await self.get_many(c["id"] for c in changes)}
         merged: builtins.list[Message] = []
+        moved_from: builtins.list[str] = []
         for change in changes:
             message = current.get(change["id"])
             if message is None:
                 continue
-            message = _apply(message, change)
-            current[message.id] = message
-            merged.append(message)
-        await self.save(merged)
+            updated = _apply(message, change)
+            if updated.thread_id != message.thread_id and message.thread_id:
+                moved_from.append(message.thread_id)
+            current[message.id] = updated
+            merged.append(updated)
+        await self._save(merged, moved_from)
         return merged
 
     async def delete(self, ids: Iterable[str]) -> None:
-        """Delete these messages (missing ids are ignored); their threads' ``updatedAt`` moves."""
+        """Delete these messages (missing ids are ignored); their threads' ``updatedAt`` moves.
+
+        Many ids take several calls; should one fail after others were applied,
+        PartialWriteError lists the ids deleted and those not.
+        """
         wanted = check_ids(ids, "ids")
-        ours = await self._ours()
-        for start in range(0, len(wanted), LOAD_MANY):
-            batch = wanted[start : start + LOAD_MANY]
-            if ours:
+        info = await self._dispatcher.info()
+        if not info.is_stock:
+
+            async def delete(batch: builtins.list[str]) -> None:
                 await self._dispatcher.call("deleteMessages", None, ids=batch, updatedAt=now_iso())
-            else:
-                await self._dispatcher.call("deleteMany", TABLE, ids=batch)
+
+            await in_chunks(wanted, info.load_many, "messages.delete", delete)
+            return
+        # Upstream's deleteMany leaves threads alone: read which threads lose messages first.
+        threads: builtins.list[str] = []
+
+        async def delete_stock(batch: builtins.list[str]) -> None:
+            rows = await self._dispatcher.call("loadMany", TABLE, ids=batch)
+            threads.extend(row["thread_id"] for row in rows or ())
+            await self._dispatcher.call("deleteMany", TABLE, ids=batch)
+
+        await in_chunks(wanted, info.load_many, "messages.delete", delete_stock)
+        await self._touch_stock(threads)
 
     async def iter(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,8 +10,10 @@ import pytest
 
 from convex_mastra import (
     ConvexStore,
+    DeploymentUnavailable,
     Message,
     NotFoundError,
+    PartialWriteError,
     RecordTooLargeError,
     ValidationError,
 )
@@ -353,3 +356,66 @@ async def test_messages_of_a_stock_deployment_have_no_last_message_at(
     got = await any_store.threads.get(thread_id)
     assert got is not None
     assert (got.last_message_at is None) == await is_stock(any_store)
+
+
+async def test_many_ids_and_moves_on_either_handler(any_store: ConvexStore, uid: str) -> None:
+    # The stock handler's loadMany takes at most 10 ids a call: 55 ids take six of them.
+    a = await any_store.threads.save(thread(uid, 0))
+    b = await any_store.threads.save(thread(uid, 1))
+    await any_store.messages.save([message(uid, a.id, n) for n in range(55)])
+    wanted = [f"m{n}-{uid}" for n in range(55)]
+    assert [m.id for m in await any_store.messages.get_many(wanted[::-1])] == wanted[::-1]
+    updated = await any_store.messages.update(
+        [{"id": i, "content": {"metadata": {"seen": True}}} for i in wanted]
+    )
+    assert len(updated) == 55 and all(m.content.metadata == {"seen": True} for m in updated)
+
+    before = {t.id: await any_store.threads.get(t.id) for t in (a, b)}
+    await any_store.messages.update([{"id": wanted[0], "threadId": b.id}])
+    for thread_id, old in before.items():  # the thread it left and the one it joined
+        now = await any_store.threads.get(thread_id)
+        assert old is not None and now is not None and now.updated_at > old.updated_at
+    assert ids(await any_store.messages.list(b.id)) == ["m0"]
+
+    before_delete = await any_store.threads.get(a.id)
+    await any_store.messages.delete(wanted[1:])
+    assert (await any_store.messages.list(a.id)).total == 0
+    assert await any_store.messages.get_many(wanted) != []  # m0, now in thread b, is kept
+    after_delete = await any_store.threads.get(a.id)
+    assert before_delete is not None and after_delete is not None
+    assert after_delete.updated_at > before_delete.updated_at
+
+
+async def test_a_delete_failing_midway_says_which_ids_were_deleted(
+    any_store: ConvexStore, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread_id = (await any_store.threads.save(thread(uid))).id
+    await any_store.messages.save([message(uid, thread_id, n) for n in range(25)])
+    wanted = [f"m{n}-{uid}" for n in range(25)]
+    step = (await any_store.handler_info()).load_many
+    dispatcher = any_store._dispatcher
+    real_call = dispatcher.call
+    deletes = 0
+
+    async def third_delete_fails(op: str, table: str | None, /, **fields: Any) -> Any:
+        nonlocal deletes
+        if op in ("deleteMany", "deleteMessages"):
+            deletes += 1
+            if deletes == 3:
+                raise DeploymentUnavailable("connection lost (injected)")
+        return await real_call(op, table, **fields)
+
+    monkeypatch.setattr(dispatcher, "call", third_delete_fails)
+    monkeypatch.setattr(dispatcher, "_info", replace(await any_store.handler_info(), load_many=10))
+    with pytest.raises(PartialWriteError) as raised:
+        await any_store.messages.delete(wanted)
+    error = raised.value
+    assert error.done == wanted[:20] and error.not_done == wanted[20:]
+    assert isinstance(error.__cause__, DeploymentUnavailable)
+    assert "20 of 25" in str(error) and repr(wanted[20]) in str(error)
+    monkeypatch.undo()
+    assert step == (await any_store.handler_info()).load_many
+    left = [m.id for m in await any_store.messages.get_many(wanted)]
+    assert left == error.not_done  # exactly the ids it says were not deleted are still there
+    await any_store.messages.delete(error.not_done)
+    assert await any_store.messages.get_many(wanted) == []

@@ -3,9 +3,13 @@
 It speaks the cache protocol of @mastra/convex's ``ConvexServerCache`` to ``mastra/cache:handle``
 and stores keys exactly as that client does, so Python and TypeScript apps read each other's keys.
 
-Values travel as the JSON text that is stored (the handler's ``json`` mode), not as Convex values:
-a cache holds any JSON, including object keys that Convex refuses as field names, and the size of
-the stored row is known exactly before anything is sent.
+On convex-mastra's handler, values travel as the JSON text that is stored (the handler's ``json``
+mode), not as Convex values: a cache holds any JSON, including object keys that Convex refuses as
+field names, and the size of the stored row is known exactly before anything is sent.
+
+On upstream's stock handler, the cache speaks upstream's own protocol: values travel as Convex
+values (so keys Convex refuses are refused here first), a list grows one item per call, and
+ranges are read in windows of absolute indexes.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from ._codec import json_text
-from ._dispatch import MAX_CALLS, Dispatcher, batches
+from ._codec import convex_value_problem, js_numbers, json_text
+from ._dispatch import MAX_CALLS, NULL, Dispatcher, HandlerInfo, batches
 from ._errors import (
     BatchLimitError,
     ConfigurationError,
@@ -49,6 +53,19 @@ _ROW_OVERHEAD = 200
 # Bytes of value text per listPushMany call: the arguments and the written rows stay far below
 # Convex's 16 MiB per-call limits even when every item is close to 1 MiB.
 _PUSH_BYTES = 4 * 1024 * 1024
+
+# Upstream's listFromTo answers a whole range in one call. Ranges go in windows of this many
+# items; a window that fails (items so large it passes Convex's 16 MiB read or answer limit) is
+# read again in windows of STOCK_SAFE_WINDOW, which fit whatever the items are: 15 rows of at
+# most 1 MiB each, plus the key's row.
+STOCK_RANGE_WINDOW = 1000
+STOCK_SAFE_WINDOW = 15
+
+# Upstream's cleanup reads up to 104 rows in one call at worst: clear() takes 26 key rows and
+# an orphan item, deletes (so reads again) 24 of them, and then removes a list: its key row, 26
+# items, 25 of them read again to delete, and the key row again. Rows this small keep that
+# within Convex's 16 MiB read limit, so whatever this client writes can always be removed.
+STOCK_MAX_ROW_BYTES = 16 * 1024 * 1024 // 104
 
 
 _DEFAULT_MAX_CONCURRENCY = 16
@@ -116,7 +133,7 @@ class ConvexServerCache(Closable):
             allow_insecure_http=allow_insecure_http,
         )
         self._dispatcher = Dispatcher(self._transport, cache_function, probe_table=None)
-        self._handler_checked = False
+        self._stock: bool | None = None
         # The bound on calls per operation; tests lower it to reach the limit quickly.
         self._max_calls = MAX_CALLS
 
@@ -132,14 +149,21 @@ class ConvexServerCache(Closable):
         """The deployment URL."""
         return self._transport.url
 
+    async def handler_info(self) -> HandlerInfo:
+        """Which cache handler the deployment runs (convex-mastra's or stock @mastra/convex)."""
+        return await self._dispatcher.info()
+
     # -- scalar values -----------------------------------------------------------------------
 
     async def get(self, key: str) -> Any:
         """The value stored at ``key``, or None when it is missing or expired.
 
-        A counter reads as its number; a list raises StorageOperationError.
+        A counter reads as its number; a list raises StorageOperationError. (On the stock
+        handler both read as None, as upstream's client reads them.)
         """
         full = self._key(key)
+        if await self._is_stock():
+            return js_numbers(await self._settle("get", "get", key, key=full))
         text = await self._settle("get", "get", key, key=full, json=True, strict=True)
         return None if text is None else _decode(text)
 
@@ -151,14 +175,14 @@ class ConvexServerCache(Closable):
         full = self._key(key)
         expires_at = self._expires_at(ttl)
         text = self._encode(value, full, "value")
+        stock = await self._is_stock()
         await self._settle(
             "set",
             "set",
             key,
             key=full,
             keyPrefix=self.key_prefix,
-            value=text,
-            json=True,
+            **self._value_fields(value, text, key, "value", stock),
             expiresAt=expires_at,
         )
 
@@ -194,6 +218,7 @@ class ConvexServerCache(Closable):
         Each call appends its items contiguously. Pushes from other clients may land between
         two calls, never inside one, and every pusher's items keep their order. All values are
         checked before the first call; should a later call fail, the earlier ones stay appended.
+        (The stock handler appends one item per call.)
         """
         full = self._key(key)
         if isinstance(values, str | bytes | Mapping):
@@ -201,8 +226,25 @@ class ConvexServerCache(Closable):
                 f"values must be an iterable of values, not {type(values).__name__}",
                 field="values",
             )
-        texts = [self._encode(value, full, f"values[{i}]") for i, value in enumerate(values)]
+        items = list(values)
+        texts = [self._encode(value, full, f"values[{i}]") for i, value in enumerate(items)]
         expires_at = self._expires_at(None)
+        if await self._is_stock():
+            fields = [
+                self._value_fields(value, text, key, f"values[{i}]", True)
+                for i, (value, text) in enumerate(zip(items, texts, strict=True))
+            ]
+            for field in fields:
+                await self._settle(
+                    "listPush",
+                    "list_push_many",
+                    key,
+                    key=full,
+                    keyPrefix=self.key_prefix,
+                    **field,
+                    expiresAt=expires_at,
+                )
+            return
         # At most 25 items and about 4 MiB per call (one item alone may be bigger).
         for chunk in batches(
             texts, max_items=LIST_ITEMS_PER_CALL, max_bytes=_PUSH_BYTES, size=_utf8_length
@@ -232,7 +274,8 @@ class ConvexServerCache(Closable):
         for name, index in (("start", start), ("stop", stop)):
             if isinstance(index, bool) or not isinstance(index, int):
                 raise ValidationError(f"{name} must be an int, not {index!r}", field=name)
-        await self._check_handler()
+        if await self._is_stock():
+            return await self._stock_range(key, full, start, stop)
         values: list[Any] = []
         first, last = start, stop
         for _ in range(self._max_calls):
@@ -247,15 +290,70 @@ class ConvexServerCache(Closable):
                 **{"from": first},
                 **self._now(),
             )
-            values.extend(_decode(text) for text in _texts(reply.result))
+            values.extend(_decode(text) for text in _items(reply.result))
             if not reply.has_more:
                 return values
             # With `next` the handler pages on through the range (absolute indexes from here on);
             # without it, it was reclaiming an expired list and the same request is repeated.
             if reply.answer.get("next") is not None:
                 first, last = int(reply.answer["next"]), int(reply.answer["to"])
-        raise BatchLimitError(
-            f"list_range({key!r}, {start}, {stop}) read {len(values):,} items in "
+        raise self._range_limit(key, start, stop, len(values))
+
+    async def _stock_range(self, key: str, full: str, start: int, stop: int) -> list[Any]:
+        """``list_range`` on upstream's handler, in windows of absolute indexes.
+
+        A short range of same-signed indexes is one call, as upstream's client makes it. Else
+        a negative start is made absolute from the list's length, and a negative stop is
+        applied at the end: windows run until one comes back short, then the last ``-stop - 1``
+        items are dropped.
+        """
+        asked = (start, stop)
+        window = STOCK_RANGE_WINDOW
+        calls = 0
+
+        async def read(first: int, last: int) -> list[Any]:
+            nonlocal calls
+            # Upstream answers hasMore while it reclaims an expired list: ask again.
+            while calls < self._max_calls:
+                calls += 1
+                reply = await self._dispatcher.send(
+                    "listFromTo", None, key=full, to=last, **{"from": first}
+                )
+                if not reply.has_more:
+                    return [js_numbers(value) for value in _items(reply.result)]
+            raise self._range_limit(key, *asked, 0)
+
+        if (start < 0) == (stop < 0) and stop - start < STOCK_SAFE_WINDOW:
+            return await read(start, stop)
+        if start < 0:
+            length = await self.list_length(key)
+            start = max(length + start, 0)
+            if stop < 0:
+                stop = length + stop
+        if 0 <= stop < start:
+            return []
+        values: list[Any] = []
+        first = start
+        while True:
+            last = first + window - 1 if stop < 0 else min(first + window - 1, stop)
+            try:
+                got = await read(first, last)
+            except FunctionError:
+                if window == STOCK_SAFE_WINDOW:
+                    raise
+                window = STOCK_SAFE_WINDOW
+                continue
+            values += got
+            if len(got) < last - first + 1 or last == stop:
+                break
+            if calls >= self._max_calls:
+                raise self._range_limit(key, *asked, len(values))
+            first = last + 1
+        return values if stop >= -1 else values[: max(0, len(values) + stop + 1)]
+
+    def _range_limit(self, key: str, start: int, stop: int, read: int) -> BatchLimitError:
+        return BatchLimitError(
+            f"list_range({key!r}, {start}, {stop}) read {read:,} items in "
             f"{self._max_calls:,} calls and the range goes on; read it in smaller ranges."
         )
 
@@ -282,7 +380,8 @@ class ConvexServerCache(Closable):
         """The ``now`` field for a request: only with an injected clock."""
         return {} if self._clock is None else {"now": _epoch_ms(self._clock())}
 
-    def _expires_at(self, ttl: object) -> int | None:
+    def _expires_at(self, ttl: object) -> Any:
+        """Epoch ms, or NULL for no expiry: upstream's handler needs the field, null or not."""
         if ttl is None:
             seconds = self.ttl
         elif _is_duration(ttl):
@@ -292,44 +391,82 @@ class ConvexServerCache(Closable):
                 f"ttl must be a number of seconds >= 0 (0: no expiry), not {ttl!r}", field="ttl"
             )
         if not seconds:
-            return None
+            return NULL
         now = self._clock() if self._clock is not None else time.time()
         # At least 1 ms, so a tiny positive ttl never means "already expired".
         return _epoch_ms(now) + max(1, round(seconds * 1000))
 
     def _encode(self, value: Any, full_key: str, field: str) -> str:
         text = json_text(value, field)
-        size = (
+        size = self._row_size(text, full_key)
+        if size > MAX_ROW_BYTES:
+            raise RecordTooLargeError(full_key, size, MAX_ROW_BYTES)
+        return text
+
+    def _row_size(self, text: str, full_key: str) -> int:
+        """The size of the row that stores ``text`` at ``full_key``, never under Convex's."""
+        return (
             len(text.encode())
             + len(full_key.encode())
             + len(self.key_prefix.encode())
             + _ROW_OVERHEAD
         )
-        if size > MAX_ROW_BYTES:
-            raise RecordTooLargeError(full_key, size, MAX_ROW_BYTES)
-        return text
 
-    async def _check_handler(self) -> None:
-        """Make sure the function is convex-mastra's handler before the first operation.
+    async def _is_stock(self) -> bool:
+        """Whether the function is upstream's stock handler (else convex-mastra's).
 
-        The stock @mastra/convex handler ignores the ``json`` field and would store the JSON text
-        as a string, so it is refused up front. Asked once per cache.
+        Asked once per cache, before the first operation. A handler that is neither (an older
+        convex-mastra without ``listPushMany``) is refused.
         """
-        if self._handler_checked:
-            return
+        if self._stock is not None:
+            return self._stock
         info = await self._dispatcher.info()
-        if info.is_stock or not info.supports("listPushMany"):
-            what = "the stock @mastra/convex" if info.is_stock else f"the {info.name}"
+        if info.is_stock:
+            if self._clock is not None:
+                raise ConfigurationError(
+                    f"{self._dispatcher.function} is the stock @mastra/convex cache handler, "
+                    "which judges expiry by the server's clock only; clock= needs convex-mastra's "
+                    "handler (convex/mastra/)."
+                )
+        elif not info.supports("listPushMany"):
             raise ConfigurationError(
-                f"{self._dispatcher.function} is {what} cache handler; ConvexServerCache needs "
-                "convex-mastra's. Deploy the functions in convex/mastra/ (see convex/README.md); "
-                "TypeScript clients keep working with them."
+                f"{self._dispatcher.function} is the {info.name} cache handler, without the "
+                "operations ConvexServerCache needs. Deploy the functions in convex/mastra/ "
+                "(see convex/README.md); TypeScript clients keep working with them."
             )
-        self._handler_checked = True
+        self._stock = info.is_stock
+        return self._stock
+
+    def _value_fields(
+        self, value: Any, text: str, key: str, field: str, stock: bool
+    ) -> dict[str, Any]:
+        """The request fields that carry a value: its JSON text, or on the stock handler the
+        value itself, which Convex must accept as an argument."""
+        if not stock:
+            return {"value": text, "json": True}
+        size = self._row_size(text, self.key_prefix + key)
+        if size > STOCK_MAX_ROW_BYTES:
+            raise ValidationError(
+                f"cache key {key!r}: {field} makes a row of {size:,} bytes; on the stock "
+                f"@mastra/convex handler rows are kept to {STOCK_MAX_ROW_BYTES:,} bytes, since "
+                "one of its cleanup calls reads up to 104 rows, and Convex reads at most 16 MiB per call: a "
+                "bigger row could never be deleted, cleared or expired. convex-mastra's handler "
+                "(convex/mastra/) takes rows up to 1 MiB.",
+                field=field,
+            )
+        problem = convex_value_problem(value, field)
+        if problem:
+            raise ValidationError(
+                f"cache key {key!r} cannot hold this value on the stock @mastra/convex handler "
+                f"({problem}): it receives values as Convex function arguments. "
+                "convex-mastra's handler (convex/mastra/) stores any JSON.",
+                field=field,
+            )
+        return {"value": value}
 
     async def _settle(self, op: str, method: str, key: str | None, /, **fields: Any) -> Any:
         """Call ``op`` until the handler stops answering ``hasMore``; the last result."""
-        await self._check_handler()
+        await self._is_stock()
         for _ in range(self._max_calls):
             reply = await self._dispatcher.send(op, None, **fields, **self._now())
             if not reply.has_more:
@@ -356,7 +493,7 @@ def _epoch_ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _texts(result: Any) -> list[str]:
+def _items(result: Any) -> list[Any]:
     if not isinstance(result, list):
         raise FunctionError(f"the cache handler answered listFromTo with {type(result).__name__}")
     return result

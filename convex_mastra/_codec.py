@@ -27,8 +27,10 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "check_document_size",
     "check_json",
+    "convex_value_problem",
     "decode_json",
     "document_size",
+    "js_numbers",
     "json_arg",
     "json_text",
     "parse_time",
@@ -44,6 +46,8 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 # Limits from Convex's documentation; a value beyond them is stored as JSON text instead.
 _MAX_DEPTH = 16
+# Nesting Convex allows in any value, function arguments included (documents: _MAX_DEPTH).
+_MAX_VALUE_DEPTH = 64
 _MAX_ARRAY = 8192
 _MAX_FIELDS = 1024
 _MAX_KEY = 1024
@@ -179,29 +183,69 @@ def json_text(value: Any, field: str) -> str:
     return orjson.dumps(value).decode()
 
 
-def _safe_key(key: str) -> bool:
-    return (
-        0 < len(key) <= _MAX_KEY
-        and not key.startswith("$")
+def _key_problem(key: str) -> str | None:
+    if not key:
+        return "Convex refuses empty field names"
+    if len(key) > _MAX_KEY:
+        return f"Convex refuses field names over {_MAX_KEY} characters"
+    if key.startswith("$"):
+        return "Convex reserves field names that start with '$'"
+    if not all(32 <= ord(char) < 127 for char in key):
+        return "Convex field names are printable ASCII only"
+    if key == "__proto__":
         # Convex takes it, but JavaScript readers assign it with `out[key] = ...`, which sets
         # the prototype instead, and the key is lost. As JSON text it survives.
-        and key != "__proto__"
-        and all(32 <= ord(char) < 127 for char in key)
-    )
+        return "JavaScript readers drop a '__proto__' key"
+    return None
+
+
+def _convex_problem(value: Any, path: str, depth: int, max_depth: int) -> str | None:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return None
+    if depth >= max_depth:
+        return f"{path}: nested deeper than the {max_depth} levels Convex allows"
+    if isinstance(value, Mapping):
+        if len(value) > _MAX_FIELDS:
+            return f"{path}: {len(value):,} keys, more than the {_MAX_FIELDS:,} Convex allows"
+        for key, item in value.items():
+            problem = _key_problem(key)
+            if problem:
+                return f"{path}: key {key!r}: {problem}"
+            problem = _convex_problem(item, f"{path}.{key}", depth + 1, max_depth)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        if len(value) > _MAX_ARRAY:
+            return f"{path}: {len(value):,} items, more than the {_MAX_ARRAY:,} Convex allows"
+        for i, item in enumerate(value):
+            problem = _convex_problem(item, f"{path}[{i}]", depth + 1, max_depth)
+            if problem:
+                return problem
+        return None
+    return f"{path}: {type(value).__name__} is not a Convex value"
 
 
 def _convex_safe(value: Any, depth: int = 0) -> bool:
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return True
-    if depth >= _MAX_DEPTH:
-        return False
-    if isinstance(value, Mapping):
-        return len(value) <= _MAX_FIELDS and all(
-            _safe_key(key) and _convex_safe(item, depth + 1) for key, item in value.items()
-        )
-    if isinstance(value, (list, tuple)):
-        return len(value) <= _MAX_ARRAY and all(_convex_safe(item, depth + 1) for item in value)
-    return False
+    return _convex_problem(value, "", depth, _MAX_DEPTH) is None
+
+
+def convex_value_problem(value: Any, path: str) -> str | None:
+    """Why Convex would refuse checked JSON ``value`` as a function argument, or None.
+
+    Object keys are field names to Convex: a ``$``-prefixed, non-ASCII or empty key fails the
+    whole call before the function runs.
+    """
+    return _convex_problem(value, path, 1, _MAX_VALUE_DEPTH)
+
+
+def js_numbers(value: Any) -> Any:
+    """A value that came back through JavaScript, with integral numbers as ints.
+
+    JavaScript has one number type, so a stored ``2.0`` is read as ``2``, as ``json.loads``
+    reads the same data written by JavaScript.
+    """
+    return _ints(value)
 
 
 def json_arg(value: Any, field: str) -> Any:

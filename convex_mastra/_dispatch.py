@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._transport import Transport
 
-__all__ = ["MAX_CALLS", "Dispatcher", "HandlerInfo", "batches"]
+__all__ = ["MAX_CALLS", "NULL", "Dispatcher", "HandlerInfo", "batches"]
 
 logger = logging.getLogger("convex_mastra.dispatch")
 
@@ -66,6 +66,15 @@ def _unquote(text: str) -> str:
 
 
 T = TypeVar("T")
+
+
+class _Null:
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL: Any = _Null()
+"""A request field sent as JSON null (fields given as None are left out of a request)."""
 
 
 def batches(
@@ -161,7 +170,10 @@ class Dispatcher:
 
     async def send(self, op: str, table: str | None, /, **fields: Any) -> Reply:
         """One call to the handler; raises StorageOperationError when it answers ``ok: false``."""
-        request: dict[str, Any] = {"op": op, **{k: v for k, v in fields.items() if v is not None}}
+        request: dict[str, Any] = {
+            "op": op,
+            **{k: None if v is NULL else v for k, v in fields.items() if v is not None},
+        }
         if table is not None:
             request["tableName"] = table
         answer = await self._transport.mutation(self.function, request, idempotent=op in READ_OPS)

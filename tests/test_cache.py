@@ -8,9 +8,11 @@ documents: the items plus the row of their key), and no ``clear`` call more than
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -26,7 +28,8 @@ from convex_mastra import (
     StorageOperationError,
     ValidationError,
 )
-from convex_mastra._cache import MAX_ROW_BYTES
+from convex_mastra import _cache as cache_module
+from convex_mastra._cache import MAX_ROW_BYTES, STOCK_MAX_ROW_BYTES
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp
 
@@ -94,14 +97,40 @@ async def cache(
         yield c
 
 
+@pytest.fixture(params=["ours", "stock"])
+def cache_deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
+    """A deployment serving our cache handler, then one serving @mastra/convex's own."""
+    if request.param == "ours":
+        return convex_deployment
+    stock: Deployment = request.getfixturevalue("stock_deployment")
+    return stock
+
+
+@pytest.fixture
+async def any_cache(cache_deployment: Deployment, prefix: str) -> AsyncIterator[ConvexServerCache]:
+    """A cache on our handler, then on the stock one (the server's clock decides expiry)."""
+    async with ConvexServerCache(
+        cache_deployment.url, cache_deployment.admin_key, key_prefix=prefix
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def any_stats(cache_deployment: Deployment) -> RawHttp:
+    return RawHttp(cache_deployment.url, cache_deployment.admin_key)
+
+
+async def on_stock(cache: ConvexServerCache) -> bool:
+    return (await cache.handler_info()).is_stock
+
+
 # -- values ---------------------------------------------------------------------------------
 
 
-async def test_values_round_trip_as_json(cache: ConvexServerCache) -> None:
+async def test_values_round_trip_as_json(any_cache: ConvexServerCache) -> None:
     values: list[Any] = [
-        {"text": "hello", "n": 3, "f": 1.5, "ok": True, "none": None},
-        # Object keys that Convex refuses as field names travel inside the JSON text.
-        {"$ref": "#/x", "名前": "ü", "": [], "a.b": {"c": [1, [2, [3]]]}},
+        {"text": "hello", "n": 3, "f": 1.5, "ok": True, "none": None, "_x": "ü"},
+        {"a.b": {"c": [1, [2, [3]]]}, "empty": {}, "list": []},
         [1, "two", 3.25, None],
         "plain string",
         2**53 - 1,
@@ -110,34 +139,55 @@ async def test_values_round_trip_as_json(cache: ConvexServerCache) -> None:
         False,
     ]
     for i, value in enumerate(values):
-        await cache.set(f"v{i}", value)
+        await any_cache.set(f"v{i}", value)
     for i, value in enumerate(values):
-        got = await cache.get(f"v{i}")
+        got = await any_cache.get(f"v{i}")
         assert got == value
         assert type(got) is type(value)  # ints stay ints, floats stay floats
-    await cache.set("tuple", (1, 2))
-    assert await cache.get("tuple") == [1, 2]
-    await cache.set("", "the empty key is a key")
-    assert await cache.get("") == "the empty key is a key"
-    assert await cache.get("missing") is None
+    await any_cache.set("tuple", (1, 2))
+    assert await any_cache.get("tuple") == [1, 2]
+    await any_cache.set("", "the empty key is a key")
+    assert await any_cache.get("") == "the empty key is a key"
+    assert await any_cache.get("missing") is None
 
 
-async def test_set_replaces_and_delete_removes(cache: ConvexServerCache) -> None:
-    await cache.set("k", 1)
-    await cache.set("k", {"now": "a dict"})
-    assert await cache.get("k") == {"now": "a dict"}
-    await cache.delete("k")
-    assert await cache.get("k") is None
-    await cache.delete("k")  # deleting a missing key is fine
-    await cache.set("k", None)
-    assert await cache.get("k") is None
+async def test_any_json_round_trips_on_our_handler(cache: ConvexServerCache) -> None:
+    # Object keys that Convex refuses as field names travel inside the JSON text.
+    value = {"$ref": "#/x", "名前": "ü", "": [], "__proto__": 1, "f": 2.0}
+    await cache.set("k", value)
+    got = await cache.get("k")
+    assert got == value and type(got["f"]) is float
 
 
-async def test_increment_counts_and_reads_back(cache: ConvexServerCache) -> None:
-    assert [await cache.increment("n") for _ in range(3)] == [1, 2, 3]
-    assert await cache.get("n") == 3
-    await cache.set("n", "reset")  # set replaces a counter, as upstream
-    assert await cache.get("n") == "reset"
+async def test_set_replaces_and_delete_removes(any_cache: ConvexServerCache) -> None:
+    await any_cache.set("k", 1)
+    await any_cache.set("k", {"now": "a dict"})
+    assert await any_cache.get("k") == {"now": "a dict"}
+    await any_cache.delete("k")
+    assert await any_cache.get("k") is None
+    await any_cache.delete("k")  # deleting a missing key is fine
+    await any_cache.set("k", None)
+    assert await any_cache.get("k") is None
+
+
+async def test_increment_counts_and_reads_back(any_cache: ConvexServerCache) -> None:
+    assert [await any_cache.increment("n") for _ in range(3)] == [1, 2, 3]
+    # Upstream's handler reads a counter as null; ours as its number.
+    assert await any_cache.get("n") == (None if await on_stock(any_cache) else 3)
+    assert await any_cache.increment("n") == 4
+    await any_cache.set("n", "reset")  # set replaces a counter, as upstream
+    assert await any_cache.get("n") == "reset"
+
+
+async def test_ttl_by_the_servers_clock(any_cache: ConvexServerCache) -> None:
+    await any_cache.set("short", "s", ttl=1)
+    await any_cache.list_push("list", "l")
+    await any_cache.set("forever", "f", ttl=0)
+    assert await any_cache.get("short") == "s"
+    await anyio.sleep(1.1)
+    assert await any_cache.get("short") is None
+    assert await any_cache.get("forever") == "f"
+    assert await any_cache.list_range("list", 0) == ["l"]  # the default ttl: 300 s
 
 
 # -- expiry, with the injectable clock -----------------------------------------------------
@@ -219,6 +269,38 @@ async def test_expired_lists_are_reclaimed_in_bounded_calls(
     assert await cache.get("gone") is None
 
 
+async def test_stock_ranges_of_big_items_fall_back_to_small_windows(
+    stock_deployment: Deployment, prefix: str
+) -> None:
+    # 30 items of 600 kB, as a TypeScript app may push them: 18 MB, more than one Convex call
+    # may read. The first window fails on Convex's read limit; windows of 15 items fit. (They
+    # are left behind: upstream's handler cannot delete items this big, which is why this
+    # client keeps its own rows on that handler under STOCK_MAX_ROW_BYTES.)
+    stats = RawHttp(stock_deployment.url, stock_deployment.admin_key)
+    items = [f"{n:03d}" + "x" * 600_000 for n in range(30)]
+    for item in items:
+        stats.storage(
+            {
+                "op": "listPush",
+                "key": f"{prefix}big",
+                "keyPrefix": prefix,
+                "value": item,
+                "expiresAt": None,
+            },
+            function=CACHE,
+        )
+    async with ConvexServerCache(
+        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix
+    ) as cache:
+        since = stats.next_seq()
+        got = await cache.list_range("big", 0)
+        assert [item[:3] for item in got] == [f"{n:03d}" for n in range(30)]
+        assert got == items
+        calls = cache_calls(stats, since, "listFromTo")
+        assert [c["ok"] for c in calls] == [False, True, True, True]
+        assert await cache.list_range("big", 10, 12) == items[10:13]
+
+
 # -- lists ----------------------------------------------------------------------------------
 
 
@@ -232,20 +314,45 @@ def lrange(items: list[Any], start: int, stop: int) -> list[Any]:
     return items[first : last + 1]
 
 
-async def test_list_range_with_negative_indexes(cache: ConvexServerCache) -> None:
+async def test_list_range_with_negative_indexes(any_cache: ConvexServerCache) -> None:
     items = [f"i{n}" for n in range(10)]
-    await cache.list_push_many("l", items)
-    assert await cache.list_length("l") == 10
+    await any_cache.list_push_many("l", items)
+    assert await any_cache.list_length("l") == 10
     indexes = [-12, -10, -9, -3, -1, 0, 1, 5, 9, 10, 11]
     for start in indexes:
         for stop in indexes:
-            assert await cache.list_range("l", start, stop) == lrange(items, start, stop), (
+            assert await any_cache.list_range("l", start, stop) == lrange(items, start, stop), (
                 start,
                 stop,
             )
-    assert await cache.list_range("l", 0) == items
-    assert await cache.list_range("l", -3) == ["i7", "i8", "i9"]
-    assert await cache.list_range("missing", 0) == []
+    assert await any_cache.list_range("l", 0) == items
+    assert await any_cache.list_range("l", -3) == ["i7", "i8", "i9"]
+    assert await any_cache.list_range("missing", 0) == []
+
+
+async def test_stock_ranges_in_windows_of_absolute_indexes(
+    stock_deployment: Deployment, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows of 7 instead of 1,000, so a 40-item list crosses window edges everywhere.
+    monkeypatch.setattr(cache_module, "STOCK_RANGE_WINDOW", 7)
+    stats = RawHttp(stock_deployment.url, stock_deployment.admin_key)
+    async with ConvexServerCache(
+        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix
+    ) as cache:
+        items = list(range(40))
+        await cache.list_push_many("l", items)
+        indexes = [-45, -40, -39, -17, -16, -15, -8, -1, 0, 1, 6, 7, 13, 14, 15, 39, 40, 45]
+        for start in indexes:
+            for stop in indexes:
+                got = await cache.list_range("l", start, stop)
+                assert got == lrange(items, start, stop), (start, stop)
+        since = stats.next_seq()
+        assert await cache.list_range("l", 3) == items[3:]
+        # Windows [3, 9], [10, 16] ... [38, 44]: the sixth comes back short and ends the range.
+        assert len(cache_calls(stats, since, "listFromTo")) == 6
+        since = stats.next_seq()
+        assert await cache.list_range("l", -5) == items[-5:]  # short: one call, as upstream
+        assert [c["op"] for c in cache_calls(stats, since)] == ["listFromTo"]
 
 
 async def test_long_ranges_are_read_in_pages(cache: ConvexServerCache, stats: RawHttp) -> None:
@@ -288,7 +395,8 @@ async def test_list_push_many_appends_in_chunks_of_at_most_25(
     assert [c["documentsWritten"] for c in pushes] == [26, 26, 11, 3]  # items + the key row
 
 
-async def test_type_errors_between_lists_and_scalars(cache: ConvexServerCache) -> None:
+async def test_type_errors_between_lists_and_scalars(any_cache: ConvexServerCache) -> None:
+    cache = any_cache
     await cache.set("value", "v")
     await cache.increment("counter")
     await cache.list_push("list", 1)
@@ -297,17 +405,23 @@ async def test_type_errors_between_lists_and_scalars(cache: ConvexServerCache) -
             await cache.list_push(key, 2)
         with pytest.raises(StorageOperationError, match="is not an array"):
             await cache.list_length(key)
-        with pytest.raises(StorageOperationError, match="is not an array"):
-            await cache.list_range(key, 0)
+        if not await on_stock(cache):  # upstream's listFromTo answers [] for a scalar
+            with pytest.raises(StorageOperationError, match="is not an array"):
+                await cache.list_range(key, 0)
     with pytest.raises(StorageOperationError, match="is not a number"):
         await cache.increment("value")
     with pytest.raises(StorageOperationError, match="is not a number"):
         await cache.increment("list")
-    with pytest.raises(StorageOperationError, match="is a list"):
-        await cache.get("list")
+    if await on_stock(cache):  # upstream's get reads lists and counters as null
+        assert await cache.get("list") is None
+        assert await cache.get("counter") is None
+    else:
+        with pytest.raises(StorageOperationError, match="is a list"):
+            await cache.get("list")
+        assert await cache.get("counter") == 1
     # Nothing was changed by the refused calls.
     assert await cache.get("value") == "v"
-    assert await cache.get("counter") == 1
+    assert await cache.increment("counter") == 2
     assert await cache.list_range("list", 0) == [1]
     # set replaces a list, as upstream.
     await cache.set("list", "now a value")
@@ -315,20 +429,21 @@ async def test_type_errors_between_lists_and_scalars(cache: ConvexServerCache) -
 
 
 async def test_set_over_a_long_list_removes_it_in_batches(
-    cache: ConvexServerCache, stats: RawHttp
+    any_cache: ConvexServerCache, any_stats: RawHttp
 ) -> None:
-    await cache.list_push_many("l", range(70))
-    since = stats.next_seq()
-    await cache.set("l", "scalar")
-    assert await cache.get("l") == "scalar"
-    sets = cache_calls(stats, since, "set")
+    await any_cache.list_push_many("l", range(70))
+    since = any_stats.next_seq()
+    await any_cache.set("l", "scalar")
+    assert await any_cache.get("l") == "scalar"
+    sets = cache_calls(any_stats, since, "set")
     assert len(sets) == 3  # 25 + 25 + the last 20 items with the new value
 
 
 # -- concurrency ----------------------------------------------------------------------------
 
 
-async def test_concurrent_list_push_from_50_tasks(cache: ConvexServerCache) -> None:
+async def test_concurrent_list_push_from_50_tasks(any_cache: ConvexServerCache) -> None:
+    cache = any_cache
     tasks, per_task = 50, 20
 
     async def pusher(task: int) -> None:
@@ -346,8 +461,9 @@ async def test_concurrent_list_push_from_50_tasks(cache: ConvexServerCache) -> N
 
 
 async def test_concurrent_list_push_many_keeps_each_pushers_order(
-    cache: ConvexServerCache,
+    any_cache: ConvexServerCache,
 ) -> None:
+    cache = any_cache
     tasks, per_task = 10, 60
 
     async def pusher(task: int) -> None:
@@ -360,6 +476,8 @@ async def test_concurrent_list_push_many_keeps_each_pushers_order(
     assert len(items) == tasks * per_task
     for task in range(tasks):
         assert [s for t, s in items if t == task] == list(range(per_task))
+    if await on_stock(cache):
+        return  # upstream's handler appends one item per call: pushers interleave anywhere
     # Each call's items are contiguous (chunks of 25, 25, 10): another pusher's items can only
     # start at a chunk boundary.
     for previous, current in itertools.pairwise(items):
@@ -370,8 +488,8 @@ async def test_concurrent_list_push_many_keeps_each_pushers_order(
 # -- clear -----------------------------------------------------------------------------------
 
 
-async def test_clear_removes_exactly_its_prefix(convex_deployment: Deployment, uid: str) -> None:
-    url, key = convex_deployment.url, convex_deployment.admin_key
+async def test_clear_removes_exactly_its_prefix(cache_deployment: Deployment, uid: str) -> None:
+    url, key = cache_deployment.url, cache_deployment.admin_key
     names = [f"c{uid}:", f"c{uid}:x:", f"c{uid}"]
     caches = [ConvexServerCache(url, key, key_prefix=name) for name in names]
     try:
@@ -383,6 +501,7 @@ async def test_clear_removes_exactly_its_prefix(convex_deployment: Deployment, u
         assert await caches[0].get("k") is None
         assert await caches[0].list_length("l") == 0
         assert await caches[0].increment("n") == 1
+        assert await caches[1].increment("n") == 2
         # "c<uid>:x:k" starts with "c<uid>:" but was stored under another prefix: kept.
         for c in caches[1:]:
             assert await c.get("k") == c.key_prefix
@@ -463,8 +582,9 @@ async def test_delete_past_the_call_bound_is_resumable(
 
 
 async def test_bad_input_is_refused_before_sending(
-    cache: ConvexServerCache, stats: RawHttp
+    any_cache: ConvexServerCache, any_stats: RawHttp
 ) -> None:
+    cache, stats = any_cache, any_stats
     await cache.set("k", "original")
     since = stats.next_seq()
     for bad_key in (1, None, b"k", ("k",)):
@@ -494,6 +614,45 @@ async def test_bad_input_is_refused_before_sending(
     assert cache_calls(stats, since) == []  # nothing was sent
     assert await cache.get("k") == "original"
     assert await cache.list_length("l") == 0
+
+
+async def test_stock_handler_refuses_what_it_cannot_hold_before_sending(
+    stock_deployment: Deployment, prefix: str
+) -> None:
+    stats = RawHttp(stock_deployment.url, stock_deployment.admin_key)
+    async with ConvexServerCache(
+        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix
+    ) as cache:
+        await cache.set("k", "original")
+        since = stats.next_seq()
+        refused = {
+            "café": "printable ASCII",
+            "$ref": "start with '$'",
+            "": "empty field names",
+            "__proto__": "'__proto__'",
+        }
+        for name, reason in refused.items():
+            with pytest.raises(ValidationError, match=re.escape(reason)) as raised:
+                await cache.set("k", {"ok": [{name: 1}]})
+            assert "cache key 'k'" in str(raised.value) and repr(name) in str(raised.value)
+        with pytest.raises(ValidationError, match=r"values\[1\]"):
+            await cache.list_push_many("l", [1, {"ключ": 2}, 3])  # none of the three is pushed
+        with pytest.raises(ValidationError, match="nested deeper"):
+            await cache.set("k", functools.reduce(lambda inner, _: [inner], range(70), []))
+        # The largest row this client writes there: upstream can always remove it again.
+        room = STOCK_MAX_ROW_BYTES - len(prefix) * 2 - len("big") - 200 - 2
+        with pytest.raises(ValidationError, match="rows are kept to") as raised:
+            await cache.set("big", "x" * (room + 1))
+        assert raised.value.field == "value"
+        with pytest.raises(ValidationError, match="rows are kept to"):
+            await cache.list_push_many("l", ["small", "x" * (room + 3)])
+        assert cache_calls(stats, since) == []  # nothing was sent
+        await cache.set("big", "x" * room)
+        await cache.list_push_many("l", ["x" * room] * 3)
+        assert await cache.get("big") == "x" * room
+        assert await cache.get("k") == "original"
+        await cache.clear()
+        assert await cache.list_length("l") == 0
 
 
 async def test_values_over_the_record_limit(cache: ConvexServerCache, stats: RawHttp) -> None:
@@ -568,12 +727,18 @@ async def test_lifecycle_repr_and_close(convex_deployment: Deployment, prefix: s
         gc.collect()
 
 
-async def test_stock_handler_is_refused(stock_deployment: Deployment, prefix: str) -> None:
+async def test_stock_handler_refuses_an_injected_clock(
+    stock_deployment: Deployment, prefix: str, clock: FakeClock
+) -> None:
+    stats = RawHttp(stock_deployment.url, stock_deployment.admin_key)
+    since = stats.next_seq()
     async with ConvexServerCache(
-        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix
+        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix, clock=clock
     ) as cache:
-        with pytest.raises(ConfigurationError, match="stock @mastra/convex"):
+        with pytest.raises(ConfigurationError, match="server's clock only"):
             await cache.set("k", 1)
+        assert (await cache.handler_info()).is_stock
+    assert [c["op"] for c in cache_calls(stats, since)] == ["info"]  # nothing was written
 
 
 # -- the handler's own checks, for any client ------------------------------------------------

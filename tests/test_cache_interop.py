@@ -1,6 +1,6 @@
 """Interop with @mastra/convex's TypeScript ConvexServerCache, unchanged, in both directions.
 
-Two set-ups:
+Three set-ups:
 
 - ``ours``: the TypeScript client calls our ``mastra/cache:handle``, as a TypeScript app does
   after a deployment switches to convex-mastra's functions.
@@ -8,6 +8,8 @@ Two set-ups:
   ours on the same tables. Python writes rows through our handler and upstream's code reads them
   (and the reverse), so this checks the stored rows themselves: JSON text values, ``keyPrefix``,
   ``expiresAt`` in epoch ms, the kinds, one row per list item.
+- ``stock``: both clients call @mastra/convex's own handler, as on a deployment set up the way
+  the @mastra/convex docs say; the Python client speaks upstream's protocol there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 from convex_mastra import ConvexServerCache, LocalDeployment
@@ -46,12 +49,25 @@ def shared_tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployme
         yield Deployment(url=local.url, admin_key=local.admin_key, local=local)
 
 
-@pytest.fixture(params=["ours", "upstream"])
+@pytest.fixture(params=["ours", "upstream", "stock"])
 def setup(request: pytest.FixtureRequest) -> tuple[Deployment, str]:
     """The deployment, and the function the TypeScript client calls."""
+    return deployment_for(request)
+
+
+@pytest.fixture(params=["ours", "upstream"])
+def clock_setup(request: pytest.FixtureRequest) -> tuple[Deployment, str]:
+    """The set-ups where Python's cache runs on our handler, which takes an injected clock."""
+    return deployment_for(request)
+
+
+def deployment_for(request: pytest.FixtureRequest) -> tuple[Deployment, str]:
     if request.param == "ours":
         dep: Deployment = request.getfixturevalue("convex_deployment")
         return dep, "mastra/cache:handle"
+    if request.param == "stock":
+        stock: Deployment = request.getfixturevalue("stock_deployment")
+        return stock, "mastra/cache:handle"
     return request.getfixturevalue("shared_tables"), "mastra/stock_cache:handle"
 
 
@@ -141,8 +157,10 @@ async def test_clear_crosses_both_ways_and_keeps_other_prefixes(
         await two.clear()
 
 
-async def test_expiry_is_epoch_ms_on_both_sides(setup: tuple[Deployment, str], uid: str) -> None:
-    dep, function = setup
+async def test_expiry_is_epoch_ms_on_both_sides(
+    clock_setup: tuple[Deployment, str], uid: str
+) -> None:
+    dep, function = clock_setup
     prefix = f"ttl:{uid}:"
     an_hour_ago = time.time() - 3600
     async with (
@@ -173,4 +191,30 @@ async def test_expiry_is_epoch_ms_on_both_sides(setup: tuple[Deployment, str], u
         ) as future:
             assert await future.get("ts-short") is None  # 2 s after TypeScript wrote it: expired
             assert await future.get("ts-forever") == "t"
+        await cache.clear()
+
+
+async def test_expiry_crosses_both_ways_on_the_stock_handler(
+    stock_deployment: Deployment, uid: str
+) -> None:
+    dep, prefix = stock_deployment, f"ttl:{uid}:"
+    async with ConvexServerCache(dep.url, dep.admin_key, key_prefix=prefix) as cache:
+        await cache.set("fresh", "f", ttl=60)  # alive only if both sides count in epoch ms
+        await cache.set("stale", "s", ttl=0.001)
+        await anyio.sleep(0.01)
+        got = ts(
+            dep,
+            "mastra/cache:handle",
+            prefix,
+            [
+                ("get", ["fresh"]),
+                ("get", ["stale"]),
+                ("set", ["ts-stale", "t", 1]),
+                ("set", ["ts-forever", "t", 0]),
+            ],
+        )
+        assert got[:2] == ["f", None]
+        await anyio.sleep(0.01)
+        assert await cache.get("ts-stale") is None
+        assert await cache.get("ts-forever") == "t"
         await cache.clear()

@@ -7,7 +7,8 @@
 - ```text, ```ts, ```json and ```toml blocks are output samples or files for other tools.
 
 Blocks get ``CONVEX_URL`` and ``CONVEX_ADMIN_KEY`` of the session deployment, as a reader
-would after ``python -m convex_mastra dev``.
+would after ``python -m convex_mastra dev``. A block right after ``<!-- stock-handlers -->``
+gets a deployment serving @mastra/convex's own handlers instead, as set up by upstream's docs.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 RUN = {"python", "bash"}
 SHOWN = {"text", "ts", "typescript", "json", "toml"}
 CI_MARKERS = ("<!-- test-command -->", "<!-- demo-command -->")
+STOCK_MARKER = "<!-- stock-handlers -->"
 
 
 def blocks() -> list[tuple[str, str, str]]:
-    """(where, language, code) of every fenced block."""
+    """(where, language, code) of every fenced block; ``where`` ends in " (stock)" for blocks
+    that run against the stock handlers."""
     found = []
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
@@ -40,9 +43,10 @@ def blocks() -> list[tuple[str, str, str]]:
             before = text[: match.start()].rstrip()
             if before.endswith(CI_MARKERS):
                 continue
-            found.append(
-                (f"{page.relative_to(ROOT)}:{line}", match.group(1).strip(), match.group(2))
-            )
+            where = f"{page.relative_to(ROOT)}:{line}"
+            if before.endswith(STOCK_MARKER):
+                where += " (stock)"
+            found.append((where, match.group(1).strip(), match.group(2)))
     return found
 
 
@@ -59,11 +63,13 @@ def test_every_block_names_its_language() -> None:
     [block for block in BLOCKS if block[1] in RUN],
     ids=[where for where, lang, _ in BLOCKS if lang in RUN],
 )
-def test_code_block_runs(where: str, lang: str, code: str, convex_deployment: Deployment) -> None:
+def test_code_block_runs(where: str, lang: str, code: str, request: pytest.FixtureRequest) -> None:
+    fixture = "stock_deployment" if where.endswith(" (stock)") else "convex_deployment"
+    deployment: Deployment = request.getfixturevalue(fixture)
     env = {
         **os.environ,
-        "CONVEX_URL": convex_deployment.url,
-        "CONVEX_ADMIN_KEY": convex_deployment.admin_key,
+        "CONVEX_URL": deployment.url,
+        "CONVEX_ADMIN_KEY": deployment.admin_key,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONWARNINGS": "error::ResourceWarning",
     }

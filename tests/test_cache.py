@@ -31,7 +31,7 @@ from convex_mastra import (
 from convex_mastra import _cache as cache_module
 from convex_mastra._cache import MAX_ROW_BYTES, STOCK_MAX_ROW_BYTES
 from convex_mastra.pytest_plugin import Deployment
-from tests.conftest import RawHttp
+from tests.conftest import RawHttp, import_rows
 
 CACHE = "mastra/cache:handle"
 LIST_BOUND = 25
@@ -550,6 +550,50 @@ async def test_clear_10000_items_across_50_keys(cache: ConvexServerCache, stats:
     assert sum(c["documentsWritten"] for c in calls) <= keys * per_key + 2 * keys
     for k in range(keys):
         assert await cache.list_length(f"l{k}") == 0
+
+
+async def test_clear_of_5000_items_on_the_stock_handler_is_bounded(
+    stock_deployment: Deployment, prefix: str
+) -> None:
+    # Seeded straight into upstream's tables (pushing 5,000 items there takes 5,000 calls).
+    # Fewer than ours clears above: the local deployment scans a table per query, so each of
+    # upstream's calls costs time in proportion to what is left.
+    keys, per_key = 25, 200
+    import_rows(
+        stock_deployment,
+        "mastra_cache",
+        [
+            {
+                "key": f"{prefix}l{k}",
+                "keyPrefix": prefix,
+                "kind": "list",
+                "counter": per_key,
+                "expiresAt": None,
+            }
+            for k in range(keys)
+        ],
+    )
+    import_rows(
+        stock_deployment,
+        "mastra_cache_list_items",
+        [
+            {"key": f"{prefix}l{k}", "keyPrefix": prefix, "index": n, "value": f'"{k}:{n}"'}
+            for k in range(keys)
+            for n in range(per_key)
+        ],
+    )
+    stats = RawHttp(stock_deployment.url, stock_deployment.admin_key)
+    async with ConvexServerCache(
+        stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix
+    ) as cache:
+        assert await cache.list_range("l7", -2) == ["7:198", "7:199"]
+        since = stats.next_seq()
+        await cache.clear()
+        calls = cache_calls(stats, since, "clear")
+        print(f"stock clear: {len(calls)} calls for {keys * per_key} items")
+        assert 200 <= len(calls) <= 210  # 25 items per call, well under the bound of 1,000
+        assert max(c["documentsWritten"] for c in calls) <= LIST_BOUND + 2
+        assert [await cache.list_length(f"l{k}") for k in range(keys)] == [0] * keys
 
 
 async def test_interrupted_clear_leaves_keys_whole_or_empty(any_cache: ConvexServerCache) -> None:

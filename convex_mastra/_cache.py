@@ -449,9 +449,9 @@ class ConvexServerCache(Closable):
             raise ValidationError(
                 f"cache key {key!r}: {field} makes a row of {size:,} bytes; on the stock "
                 f"@mastra/convex handler rows are kept to {STOCK_MAX_ROW_BYTES:,} bytes, since "
-                "one of its cleanup calls reads up to 104 rows, and Convex reads at most 16 MiB per call: a "
-                "bigger row could never be deleted, cleared or expired. convex-mastra's handler "
-                "(convex/mastra/) takes rows up to 1 MiB.",
+                "one of its cleanup calls reads up to 104 rows and Convex reads at most 16 MiB "
+                "per call: a bigger row could never be deleted, cleared or expired. "
+                "convex-mastra's handler (convex/mastra/) takes rows up to 1 MiB.",
                 field=field,
             )
         problem = convex_value_problem(value, field)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._codec import check_document_size, decode_json, json_text, to_iso
 from .._dispatch import batches
-from .._errors import ValidationError
+from .._errors import NotFoundError, ValidationError
 from .._models import Message, MessageContent, Page, coerce
 from .._paging import IndexQuery, Match, check_paging, sort_key
 from ._base import (
@@ -154,15 +154,29 @@ class Messages(Domain):
                     "saveMessages", None, messages=batch, threadUpdatedAt=now_iso()
                 )
             return
+        # Upstream's batchInsert takes messages for any thread id. Touching each thread first
+        # (patch answers false for a missing one) refuses the batch before a message is written.
+        missing = await self._touch_stock(row["thread_id"] for row in rows)
+        if missing:
+            raise NotFoundError(
+                f"thread {missing[0]!r} not found; no message of this batch was written",
+                op="batchInsert",
+                table=THREADS,
+            )
         for batch in chunks(rows):
             await self._dispatcher.call("batchInsert", TABLE, records=batch)
-        await self._touch_stock([row["thread_id"] for row in rows] + list(moved_from))
+        await self._touch_stock(moved_from)
 
-    async def _touch_stock(self, thread_ids: Iterable[str]) -> None:
-        """Move ``updatedAt`` of these threads to now, as our handler does in its own calls."""
+    async def _touch_stock(self, thread_ids: Iterable[str]) -> builtins.list[str]:
+        """Move ``updatedAt`` of these threads to now, as our handler does in its own calls;
+        the ids of those that do not exist."""
         now = now_iso()
+        missing = []
         for thread_id in dict.fromkeys(thread_ids):
-            await self._dispatcher.call("patch", THREADS, id=thread_id, record={"updatedAt": now})
+            record = {"updatedAt": now}
+            if not await self._dispatcher.call("patch", THREADS, id=thread_id, record=record):
+                missing.append(thread_id)
+        return missing
 
     async def list(
         self,

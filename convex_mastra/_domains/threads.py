@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .messages import Messages
 
 __all__ = ["ThreadClone", "Threads"]
+
+_ONE_MS = timedelta(milliseconds=1)
 
 TABLE = "mastra_threads"
 DELETE_BATCH = 500
@@ -185,6 +187,8 @@ class Threads(Domain):
         row = await self._dispatcher.call("load", TABLE, keys={"id": thread_id})
         if not row:
             return None
+        # As our handler does: never at or before the stored value (say, one set in the future).
+        updated_at = to_iso(max(parse_time(now_iso()), parse_time(row["updatedAt"]) + _ONE_MS))
         merged = {**(decode_json(row.get("metadata")) or {}), **(metadata or {})}
         if stock_mergeable(merged):
             return await self._dispatcher.call(
@@ -193,10 +197,10 @@ class Threads(Domain):
                 id=thread_id,
                 title=row.get("title", "") if title is None else title,
                 metadata=dict(metadata) if metadata is not None else None,
-                updatedAt=now_iso(),
+                updatedAt=updated_at,
             )
         thread = thread_from_row(row).model_copy(
-            update={"metadata": merged, "updated_at": parse_time(now_iso())}
+            update={"metadata": merged, "updated_at": parse_time(updated_at)}
             | ({"title": title} if title is not None else {})
         )
         await self._dispatcher.call("insert", TABLE, record=thread_record(thread))

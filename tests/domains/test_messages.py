@@ -94,11 +94,15 @@ async def test_an_invalid_message_fails_the_whole_batch_before_writing(
     assert (await any_store.messages.list(thread_id)).total == 0
 
 
-async def test_a_message_for_a_missing_thread_fails_the_batch(store: ConvexStore, uid: str) -> None:
-    thread_id = (await store.threads.save(thread(uid))).id
+async def test_a_message_for_a_missing_thread_fails_the_batch(
+    any_store: ConvexStore, uid: str
+) -> None:
+    thread_id = (await any_store.threads.save(thread(uid))).id
     with pytest.raises(NotFoundError):
-        await store.messages.save([message(uid, thread_id, 0), message(uid, f"missing-{uid}", 1)])
-    assert (await store.messages.list(thread_id)).total == 0
+        await any_store.messages.save(
+            [message(uid, thread_id, 0), message(uid, f"missing-{uid}", 1)]
+        )
+    assert (await any_store.messages.list(thread_id)).total == 0
 
 
 async def test_a_message_over_one_mib_is_refused_and_nothing_is_written(
@@ -330,15 +334,15 @@ async def test_update_merges_content_and_metadata_one_level_deeper(
     assert await any_store.messages.update([{"id": f"missing-{uid}", "role": "user"}]) == []
 
 
-async def test_totals_stay_exact_after_deletes_and_moves(store: ConvexStore, uid: str) -> None:
-    a = await seed(store, uid, 10, 0)
-    b = (await store.threads.save(thread(uid, 1))).id
-    await store.messages.delete([f"m{n}-{uid}" for n in (0, 1, 1, 2)] + [f"missing-{uid}"])
-    await store.messages.update([{"id": f"m{n}-{uid}", "threadId": b} for n in (3, 4)])
-    await store.messages.save([{**message(uid, b, 5)}])  # an upsert that moves m5 as well
-    assert (await store.messages.list(a)).total == 4
-    assert ids(await store.messages.list(b)) == ["m3", "m4", "m5"]
-    assert (await store.messages.list_by_resource(f"r-{uid}")).total == 7
+async def test_totals_stay_exact_after_deletes_and_moves(any_store: ConvexStore, uid: str) -> None:
+    a = await seed(any_store, uid, 10, 0)
+    b = (await any_store.threads.save(thread(uid, 1))).id
+    await any_store.messages.delete([f"m{n}-{uid}" for n in (0, 1, 1, 2)] + [f"missing-{uid}"])
+    await any_store.messages.update([{"id": f"m{n}-{uid}", "threadId": b} for n in (3, 4)])
+    await any_store.messages.save([{**message(uid, b, 5)}])  # an upsert that moves m5 as well
+    assert (await any_store.messages.list(a)).total == 4
+    assert ids(await any_store.messages.list(b)) == ["m3", "m4", "m5"]
+    assert (await any_store.messages.list_by_resource(f"r-{uid}")).total == 7
 
 
 async def test_iter_walks_a_thread_one_page_at_a_time(any_store: ConvexStore, uid: str) -> None:

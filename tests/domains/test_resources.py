@@ -41,16 +41,16 @@ async def test_update_merges_metadata_and_keeps_working_memory(
     assert updated.updated_at >= T0
 
 
-async def test_concurrent_metadata_updates_lose_nothing(store: ConvexStore, uid: str) -> None:
-    await store.resources.save(resource(uid))
+async def test_concurrent_metadata_updates_lose_nothing(any_store: ConvexStore, uid: str) -> None:
+    await any_store.resources.save(resource(uid))
 
     async def add(n: int) -> None:
-        await store.resources.update(f"r-{uid}", metadata={f"k{n}": n})
+        await any_store.resources.update(f"r-{uid}", metadata={f"k{n}": n})
 
     async with anyio.create_task_group() as tg:
         for n in range(50):
             tg.start_soon(add, n)
-    got = await store.resources.get(f"r-{uid}")
+    got = await any_store.resources.get(f"r-{uid}")
     assert got is not None and got.metadata == {f"k{n}": n for n in range(50)}
 
 

@@ -190,11 +190,11 @@ async def test_update_of_a_missing_thread_raises_not_found(
         await any_store.threads.update(f"missing-{uid}", title="x")
 
 
-async def test_update_strictly_increases_updated_at(store: ConvexStore, uid: str) -> None:
+async def test_update_strictly_increases_updated_at(any_store: ConvexStore, uid: str) -> None:
     future = datetime.now(timezone.utc) + timedelta(days=1)
-    saved = await store.threads.save(thread(uid, updatedAt=future))
-    first = await store.threads.update(saved.id, metadata={"n": 1})
-    second = await store.threads.update(saved.id, metadata={"n": 2})
+    saved = await any_store.threads.save(thread(uid, updatedAt=future))
+    first = await any_store.threads.update(saved.id, metadata={"n": 1})
+    second = await any_store.threads.update(saved.id, metadata={"n": 2})
     assert saved.updated_at < first.updated_at < second.updated_at
 
 

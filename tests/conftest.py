@@ -45,6 +45,15 @@ def stock_deployment() -> Iterator[Deployment]:
         yield Deployment(url=local.url, admin_key=local.admin_key, local=local)
 
 
+@pytest.fixture(params=["ours", "stock"])
+def any_deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
+    """A deployment serving our handler, then one serving the stock @mastra/convex handler."""
+    if request.param == "ours":
+        return convex_deployment
+    stock: Deployment = request.getfixturevalue("stock_deployment")
+    return stock
+
+
 @pytest.fixture
 def uid() -> str:
     """A unique suffix, so tests share a deployment without seeing each other's rows."""

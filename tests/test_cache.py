@@ -76,7 +76,7 @@ def every_call_within_bounds(
         yield
         return
     checks = [(RawHttp(convex_deployment.url, convex_deployment.admin_key), LIST_BOUND + 1)]
-    if {"stock_deployment", "cache_deployment"} & set(request.fixturenames):
+    if {"stock_deployment", "any_deployment"} & set(request.fixturenames):
         stock: Deployment = request.getfixturevalue("stock_deployment")
         checks.append((RawHttp(stock.url, stock.admin_key), LIST_BOUND + 2))
     starts = [http.next_seq() for http, _ in checks]
@@ -108,27 +108,18 @@ async def cache(
         yield c
 
 
-@pytest.fixture(params=["ours", "stock"])
-def cache_deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
-    """A deployment serving our cache handler, then one serving @mastra/convex's own."""
-    if request.param == "ours":
-        return convex_deployment
-    stock: Deployment = request.getfixturevalue("stock_deployment")
-    return stock
-
-
 @pytest.fixture
-async def any_cache(cache_deployment: Deployment, prefix: str) -> AsyncIterator[ConvexServerCache]:
+async def any_cache(any_deployment: Deployment, prefix: str) -> AsyncIterator[ConvexServerCache]:
     """A cache on our handler, then on the stock one (the server's clock decides expiry)."""
     async with ConvexServerCache(
-        cache_deployment.url, cache_deployment.admin_key, key_prefix=prefix
+        any_deployment.url, any_deployment.admin_key, key_prefix=prefix
     ) as c:
         yield c
 
 
 @pytest.fixture
-def any_stats(cache_deployment: Deployment) -> RawHttp:
-    return RawHttp(cache_deployment.url, cache_deployment.admin_key)
+def any_stats(any_deployment: Deployment) -> RawHttp:
+    return RawHttp(any_deployment.url, any_deployment.admin_key)
 
 
 async def on_stock(cache: ConvexServerCache) -> bool:
@@ -499,8 +490,8 @@ async def test_concurrent_list_push_many_keeps_each_pushers_order(
 # -- clear -----------------------------------------------------------------------------------
 
 
-async def test_clear_removes_exactly_its_prefix(cache_deployment: Deployment, uid: str) -> None:
-    url, key = cache_deployment.url, cache_deployment.admin_key
+async def test_clear_removes_exactly_its_prefix(any_deployment: Deployment, uid: str) -> None:
+    url, key = any_deployment.url, any_deployment.admin_key
     names = [f"c{uid}:", f"c{uid}:x:", f"c{uid}"]
     caches = [ConvexServerCache(url, key, key_prefix=name) for name in names]
     try:

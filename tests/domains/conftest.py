@@ -14,15 +14,6 @@ from convex_mastra import ConvexStore
 from convex_mastra.pytest_plugin import Deployment
 
 
-@pytest.fixture(params=["ours", "stock"])
-def any_deployment(request: pytest.FixtureRequest, convex_deployment: Deployment) -> Deployment:
-    """A deployment serving our handler, then one serving the stock @mastra/convex handler."""
-    if request.param == "ours":
-        return convex_deployment
-    stock: Deployment = request.getfixturevalue("stock_deployment")
-    return stock
-
-
 @pytest.fixture
 async def any_store(any_deployment: Deployment) -> AsyncIterator[ConvexStore]:
     """A store on our handler, then on the stock @mastra/convex handler."""

@@ -9,25 +9,27 @@ operations and fall back to the stock @mastra/convex protocol with the same resu
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 
-from ._codec import MAX_DOCUMENT_BYTES
 from ._errors import (
     BatchLimitError,
+    ConvexMastraError,
     FunctionError,
     NotFoundError,
     RecordTooLargeError,
     StorageOperationError,
 )
 from ._transport import Transport
+from ._version import __version__
 
-__all__ = ["MAX_CALLS", "NULL", "Dispatcher", "HandlerInfo", "batches"]
+__all__ = ["MAX_CALLS", "NULL", "PROTOCOL", "Dispatcher", "HandlerInfo", "batches"]
+
+PROTOCOL = 2
+"""The handler protocol this SDK needs at least (``info().protocol``): 2 adds error codes."""
 
 logger = logging.getLogger("convex_mastra.dispatch")
 
@@ -52,17 +54,31 @@ READ_OPS = frozenset(
 )
 
 
-# The handler's size refusal: `<table>: <kind> "<id>" is <n> bytes, over the 1 MiB ...` (the id
-# is JSON-quoted). Nothing of the request was written when it answers this.
-_TOO_LARGE = re.compile(r'\w+ (?P<id>"(?:[^"\\]|\\.)*") is (?P<size>\d+) bytes, over the 1 MiB')
+# Our handlers' error codes whose exception is not StorageOperationError itself; the handler
+# wrote nothing when it answers one. TOO_LARGE becomes RecordTooLargeError from its details.
+_CODE_ERRORS: dict[str, type[StorageOperationError]] = {"NOT_FOUND": NotFoundError}
 
 
-def _unquote(text: str) -> str:
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
-    return value if isinstance(value, str) else text
+def refusal(op: str, where: str, table: str | None, answer: Mapping[str, Any]) -> ConvexMastraError:
+    """The exception for a handler's ``{ok: false, error, code?, details?}`` answer."""
+    message = str(answer.get("error") or "unknown error")
+    raw = answer.get("details")
+    details = dict(raw) if isinstance(raw, Mapping) else {}
+    code = answer.get("code")
+    if not isinstance(code, str):
+        return _stock_refusal(op, where, table, message)
+    if code == "TOO_LARGE":
+        return RecordTooLargeError(str(details["id"]), int(details["size"]), int(details["limit"]))
+    error = _CODE_ERRORS.get(code, StorageOperationError)
+    return error(
+        f"{op} on {where} failed: {message}", op=op, table=table, code=code, details=details
+    )
+
+
+def _stock_refusal(op: str, where: str, table: str | None, message: str) -> StorageOperationError:
+    # The stock @mastra/convex handler sends no code; its messages are all there is to read.
+    error = NotFoundError if "not found" in message.lower() else StorageOperationError
+    return error(f"{op} on {where} failed: {message}", op=op, table=table)
 
 
 T = TypeVar("T")
@@ -184,14 +200,7 @@ class Dispatcher:
                 path=self.function,
             )
         if not answer.get("ok"):
-            message = str(answer.get("error") or "unknown error")
-            too_large = _TOO_LARGE.search(message)
-            if too_large:
-                raise RecordTooLargeError(
-                    _unquote(too_large["id"]), int(too_large["size"]), MAX_DOCUMENT_BYTES
-                )
-            error = NotFoundError if "not found" in message.lower() else StorageOperationError
-            raise error(f"{op} on {table or self.function} failed: {message}", op=op, table=table)
+            raise refusal(op, table or self.function, table, answer)
         return Reply(
             result=answer.get("result"), has_more=bool(answer.get("hasMore")), answer=answer
         )
@@ -248,7 +257,8 @@ class Dispatcher:
         try:
             result = await self.call("info", self._probe_table)
         except StorageOperationError as exc:
-            if "unsupported operation info" not in str(exc).lower():
+            # Only upstream's handler lacks info; it says so in text, with no code.
+            if exc.code is not None or "unsupported operation info" not in str(exc).lower():
                 raise
             if self._probe_table is not None:  # a storage handler: listings are capped
                 logger.warning(
@@ -271,12 +281,21 @@ class Dispatcher:
                 "storage or cache handler",
                 path=self.function,
             )
+        protocol = int(result.get("protocol", 0))
+        if protocol < PROTOCOL:
+            raise FunctionError(
+                f"{self.function} is {result.get('name')} {result.get('version')}, speaking "
+                f"handler protocol {protocol}; convex-mastra {__version__} needs protocol "
+                f"{PROTOCOL} or later. Redeploy convex/mastra/ from this version "
+                "(`python -m convex_mastra functions <your project>/convex`).",
+                path=self.function,
+            )
         limits = result.get("limits") or {}
         return HandlerInfo(
             load_many=int(limits.get("loadManyIds") or HandlerInfo.load_many),
             name=str(result.get("name", "unknown")),
             version=str(result["version"]) if result.get("version") else None,
-            protocol=int(result.get("protocol", 0)),
+            protocol=protocol,
             ops=frozenset(str(op) for op in result.get("ops", [])),
             ranked=frozenset(
                 (str(table), str(index), tuple(str(name) for name in eq))

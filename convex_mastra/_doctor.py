@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ._dispatch import Dispatcher, HandlerInfo
+from ._dispatch import PROTOCOL, Dispatcher, HandlerInfo
 from ._errors import (
     AuthenticationError,
     ConvexMastraError,
@@ -18,8 +18,6 @@ from ._version import __version__
 
 __all__ = ["Check", "diagnose"]
 
-PROTOCOL = 1
-"""The handler protocol this SDK speaks (``info().protocol``)."""
 
 DEPLOY_HINT = (
     "copy convex/mastra/ into your Convex project, add mastraTables to convex/schema.ts and run "

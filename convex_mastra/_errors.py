@@ -96,12 +96,27 @@ class FunctionError(ConvexMastraError):
 
 
 class StorageOperationError(FunctionError):
-    """The storage or cache handler answered ``ok: false`` for an operation."""
+    """The storage or cache handler answered ``ok: false`` for an operation.
 
-    def __init__(self, message: str, *, op: str | None = None, table: str | None = None) -> None:
+    ``code`` is the handler's reason (``"NOT_FOUND"``, ``"TYPE_MISMATCH"``... see
+    docs/errors.md), None from the stock @mastra/convex handler, which sends none; ``details``
+    holds its structured fields (table, id, key, limit...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        op: str | None = None,
+        table: str | None = None,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.op = op
         self.table = table
+        self.code = code
+        self.details = details or {}
 
 
 class NotFoundError(StorageOperationError):

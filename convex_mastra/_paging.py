@@ -129,7 +129,7 @@ class Rows:
             try:
                 return int(await self._dispatcher.call("count", query.table, **_count_args(query)))
             except StorageOperationError as exc:
-                if "rebuildCounters" not in str(exc):
+                if exc.code != "STALE_COUNTERS":
                     raise
                 if query.table not in self._warned_stale:
                     self._warned_stale.add(query.table)

@@ -34,13 +34,14 @@ import { type Value, v } from "convex/values";
 import {
   type Ctx,
   type Doc,
-  type Request,
-  type Response,
-  RequestError,
-  errorMessage,
   fail,
+  failure,
   ok,
   readString,
+  type Request,
+  RequestError,
+  type Response,
+  unsupported,
 } from "./lib/common";
 import { byIndex } from "./lib/tables";
 
@@ -72,7 +73,7 @@ const OPS = [
 const INFO = {
   name: "convex-mastra",
   version: "0.1.0",
-  protocol: 1,
+  protocol: 2,
   ops: OPS,
   limits: {
     listItemsPerCall: BATCH,
@@ -224,7 +225,8 @@ async function push(ctx: Ctx, req: Request, texts: string[], now: number): Promi
   const expiresAt = readExpiresAt(req);
   const { entry, hasMore, removed } = await liveEntry(ctx, key, now);
   if (hasMore || removed > 0) return ok(undefined, { hasMore: true });
-  if (entry && entry.kind !== "list") return fail(`${key} exists but is not an array`);
+  if (entry && entry.kind !== "list")
+    return fail(`${key} exists but is not an array`, "TYPE_MISMATCH", { key });
   const start = entry?.counter ?? 0;
   if (texts.length === 0) return ok(start);
   // A list keeps the prefix it was created with, so its entry and all of its
@@ -271,7 +273,8 @@ async function listFromTo(ctx: Ctx, req: Request, now: number): Promise<Response
   }
   const { entry, hasMore } = await liveEntry(ctx, key, now);
   if (hasMore) return ok([], { hasMore: true });
-  if (entry && entry.kind !== "list" && strict) return fail(`${key} exists but is not an array`);
+  if (entry && entry.kind !== "list" && strict)
+    return fail(`${key} exists but is not an array`, "TYPE_MISMATCH", { key });
   if (!entry || entry.kind !== "list") return ok([]);
   const length = entry.counter ?? 0;
   const first = from < 0 ? Math.max(length + from, 0) : from;
@@ -288,6 +291,8 @@ async function listFromTo(ctx: Ctx, req: Request, now: number): Promise<Response
       return fail(
         `listFromTo: ${wanted} items requested, more than ${LEGACY_RANGE_MAX} per call; ` +
           "page with maxItems",
+        "LIMIT",
+        { items: wanted, limit: LEGACY_RANGE_MAX },
       );
     }
     return ok(out((await range.collect()) as Item[]));
@@ -364,7 +369,7 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
         const counter = entry.counter ?? 0;
         return ok(json ? encode(counter) : counter);
       }
-      return fail(`${key} exists but is a list, not a value`);
+      return fail(`${key} exists but is a list, not a value`, "TYPE_MISMATCH", { key });
     }
 
     case "set": {
@@ -389,7 +394,8 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
       const { entry, hasMore } = await liveEntry(ctx, key, now);
       if (hasMore) return ok(0, { hasMore: true });
       if (!entry) return ok(0);
-      if (entry.kind !== "list") return fail(`${key} exists but is not an array`);
+      if (entry.kind !== "list")
+        return fail(`${key} exists but is not an array`, "TYPE_MISMATCH", { key });
       return ok(entry.counter ?? 0);
     }
 
@@ -427,14 +433,15 @@ async function dispatch(ctx: Ctx, req: Request, now: number): Promise<Response> 
       const expiresAt = readExpiresAt(req);
       const { entry, hasMore } = await liveEntry(ctx, key, now);
       if (hasMore) return ok(undefined, { hasMore: true });
-      if (entry && entry.kind !== "counter") return fail(`${key} exists but is not a number`);
+      if (entry && entry.kind !== "counter")
+        return fail(`${key} exists but is not a number`, "TYPE_MISMATCH", { key });
       const next = (entry?.counter ?? 0) + 1;
       await writeEntry(ctx, key, entry, { kind: "counter", keyPrefix, counter: next, expiresAt });
       return ok(next);
     }
 
     default:
-      return fail(`Unsupported operation ${req.op}`);
+      return unsupported(req);
   }
 }
 
@@ -467,7 +474,7 @@ export async function handleCache(ctx: Ctx, args: Record<string, unknown>): Prom
     // Ops validate before writing, so an error here has written nothing
     // that matters; rethrow anyway if it was not a request problem, so
     // the transaction is rolled back.
-    if (error instanceof RequestError) return fail(errorMessage(error));
+    if (error instanceof RequestError) return failure(error);
     throw error;
   }
 }

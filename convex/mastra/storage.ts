@@ -18,12 +18,12 @@ import { internalMutationGeneric } from "convex/server";
 import { v } from "convex/values";
 import {
   type Ctx,
-  type Request,
-  type Response,
-  RequestError,
   errorMessage,
-  fail,
+  failure,
   ok,
+  type Request,
+  RequestError,
+  type Response,
 } from "./lib/common";
 import { documentsOp } from "./lib/documents";
 import {
@@ -53,7 +53,7 @@ import { Writer } from "./lib/writer";
 
 const NAME = "convex-mastra";
 const VERSION = "0.1.0";
-const PROTOCOL = 1;
+const PROTOCOL = 2;
 
 const RECORD_OPS = [
   "insert",
@@ -236,7 +236,7 @@ export async function handleStorage(ctx: Ctx, args: Record<string, unknown>): Pr
     response = await dispatch(ctx, w, req);
     if (response.ok) await w.flush();
   } catch (error) {
-    if (!w.wrote) return fail(errorMessage(error));
+    if (!w.wrote) return failure(error);
     // Throwing aborts the transaction, so the staged writes are dropped.
     throw new Error(
       `${req.op} failed after writing started and was rolled back: ${errorMessage(error)}`,

@@ -19,7 +19,23 @@ export type OkResponse = {
   next?: number;
   to?: number;
 };
-export type FailResponse = { ok: false; error: string };
+/**
+ * Why an operation was refused, for clients to act on without reading the
+ * message (which is for people and may change). Upstream's TypeScript clients
+ * copy `code` and `details` onto the errors they throw.
+ */
+export type ErrorCode =
+  | "INVALID" // the request itself is malformed
+  | "NOT_FOUND" // the record the operation needs does not exist
+  | "CONFLICT" // the record to create exists already
+  | "TOO_LARGE" // a document over Convex's 1 MiB limit; details: table, kind, id, size, limit
+  | "TYPE_MISMATCH" // a cache key holds another kind (a list op on a value, say)
+  | "LIMIT" // a request over one of the handler's per-call bounds
+  | "STALE_COUNTERS" // totals need rebuildCounters first
+  | "UNSUPPORTED_OP" // no such operation (for this table)
+  | "FAILED"; // anything else thrown before a write, such as a Convex limit
+export type ErrorDetails = Record<string, Value>;
+export type FailResponse = { ok: false; error: string; code: ErrorCode; details?: ErrorDetails };
 export type Response = OkResponse | FailResponse;
 
 /** Requests arrive as loosely typed JSON; every op reads what it needs. */
@@ -29,12 +45,43 @@ export type Request = { op: string; tableName?: string } & Record<string, unknow
  * An error caused by the request itself. Thrown before any write so the
  * handler can answer `{ok: false, error}` without a partial write.
  */
-export class RequestError extends Error {}
+export class RequestError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(message: string, code: ErrorCode = "INVALID", details?: ErrorDetails) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** What a stored record is called in messages and error details: `message "m1"`. */
+export type Label = { kind: string; id: string };
+export const label = (kind: string, id: unknown): Label => ({ kind, id: String(id) });
+export const labelText = (l: Label): string => `${l.kind} ${JSON.stringify(l.id)}`;
 
 export const ok = (result?: unknown, extra: Partial<OkResponse> = {}): OkResponse =>
   result === undefined ? { ok: true, ...extra } : { ok: true, result, ...extra };
 
-export const fail = (error: string): FailResponse => ({ ok: false, error });
+export const fail = (
+  error: string,
+  code: ErrorCode = "INVALID",
+  details?: ErrorDetails,
+): FailResponse =>
+  details === undefined ? { ok: false, error, code } : { ok: false, error, code, details };
+
+/** The answer for an error thrown before any write: a RequestError's code, else FAILED. */
+export function failure(error: unknown): FailResponse {
+  if (error instanceof RequestError) return fail(error.message, error.code, error.details);
+  return fail(errorMessage(error), "FAILED");
+}
+
+/** The answer for an operation the handler does not have (for this table). */
+export function unsupported(req: Request): FailResponse {
+  const where = req.tableName === undefined ? "" : ` for table ${req.tableName}`;
+  return fail(`Unsupported operation ${req.op}${where}`, "UNSUPPORTED_OP", { op: req.op });
+}
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;

@@ -196,6 +196,8 @@ export async function readCount(ctx: ReadCtx, table: string, group: string): Pro
         : "are being rebuilt";
     throw new RequestError(
       `count: counters of ${table} ${why}; call rebuildCounters until it reports done`,
+      "STALE_COUNTERS",
+      { table },
     );
   }
   if (group === "") return 0; // a group with a null value holds no rows
@@ -271,6 +273,8 @@ export async function rebuildStep(
       throw new RequestError(
         `rebuildCounters: more than ${batchSize} rows of ${table} share one _creationTime; ` +
           "retry with a larger batchSize",
+        "LIMIT",
+        { table, batchSize },
       );
     }
   }

@@ -4,21 +4,22 @@
 // cannot return keys like "$schema" either, so clients parse text records.
 import {
   type Ctx,
+  dedupe,
+  DELETE_BUDGET,
   type Doc,
   type Fields,
-  type Request,
-  type Response,
-  RequestError,
-  dedupe,
-  fail,
   isPlainObject,
+  label,
   mapChunked,
   ok,
   readInt,
   readObject,
   readStringArray,
+  type Request,
+  RequestError,
+  type Response,
   takeWithin,
-  DELETE_BUDGET,
+  unsupported,
 } from "./common";
 import { checkDocument, decodeRecord, encodeJson } from "./encoding";
 import {
@@ -65,7 +66,7 @@ function primaryKeyOf(record: Record<string, unknown>, where: string): string {
 
 function planPut(table: string, existing: Doc | null, primaryKey: string, record: unknown): Plan {
   const body: Fields = { table, primaryKey, record: encodeJson(record) };
-  checkDocument(DOCUMENTS, body, `record ${JSON.stringify(primaryKey)}`);
+  checkDocument(DOCUMENTS, body, label("record", primaryKey));
   return { table: DOCUMENTS, existing, body };
 }
 
@@ -189,6 +190,6 @@ export async function documentsOp(
     }
 
     default:
-      return fail(`Unsupported operation ${req.op}`);
+      return unsupported(req);
   }
 }

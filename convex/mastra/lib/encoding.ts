@@ -11,7 +11,7 @@
 // half-applied batch.
 import { getDocumentSize, type Value } from "convex/values";
 import { mastraTables } from "../tables";
-import { type Fields, RequestError, isPlainObject } from "./common";
+import { type Fields, type Label, RequestError, isPlainObject, labelText } from "./common";
 
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
 // Limits from the Convex docs; exceeding them only means "store as text".
@@ -255,13 +255,15 @@ export function dropNullOptionals(table: string, body: Fields): Fields {
 }
 
 /** Throw a RequestError when `body` would be rejected as a `table` document. */
-export function checkDocument(table: string, body: Fields, label: string): void {
-  const problem = fieldsProblem(tableValidator(table), body, label);
+export function checkDocument(table: string, body: Fields, label: Label): void {
+  const problem = fieldsProblem(tableValidator(table), body, labelText(label));
   if (problem) throw new RequestError(`${table}: ${problem}`);
   const size = getDocumentSize(body);
   if (size > MAX_DOCUMENT_BYTES) {
     throw new RequestError(
-      `${table}: ${label} is ${size} bytes, over the 1 MiB Convex document limit`,
+      `${table}: ${labelText(label)} is ${size} bytes, over the 1 MiB Convex document limit`,
+      "TOO_LARGE",
+      { table, kind: label.kind, id: label.id, size, limit: MAX_DOCUMENT_BYTES },
     );
   }
 }

@@ -2,16 +2,14 @@
 // transactional message ops (saveMessages, deleteMessages, deleteThread).
 import type { Value } from "convex/values";
 import {
+  bodyOf,
   type Ctx,
+  dedupe,
+  DELETE_BUDGET,
   type Doc,
   type Fields,
-  type Request,
-  type Response,
-  RequestError,
-  bodyOf,
-  dedupe,
-  fail,
   isPlainObject,
+  label,
   mapChunked,
   ok,
   readArray,
@@ -19,8 +17,11 @@ import {
   readOptionalString,
   readString,
   readStringArray,
+  type Request,
+  RequestError,
+  type Response,
   takeWithin,
-  DELETE_BUDGET,
+  unsupported,
 } from "./common";
 import { decodeJsonObject } from "./encoding";
 import { byIndex, findById } from "./tables";
@@ -72,7 +73,7 @@ export async function updateThread(
   table: string,
   req: Request,
 ): Promise<Response> {
-  if (table !== THREADS) return fail(`Unsupported operation ${req.op} for table ${req.tableName}`);
+  if (table !== THREADS) return unsupported(req);
   const id = readString(req, "id");
   const title = readOptionalString(req, "title");
   const updatedAt = readOptionalString(req, "updatedAt");
@@ -83,7 +84,7 @@ export async function updateThread(
   // An empty title is a title; only an absent one leaves it unchanged.
   if (title !== undefined) body.title = title;
   if (metadata) body.metadata = mergeMetadata(existing.metadata, metadata) as Value;
-  const prepared = prepareBody(THREADS, body, `thread ${JSON.stringify(id)}`);
+  const prepared = prepareBody(THREADS, body, label("thread", id));
   await applyPlans(w, [{ table: THREADS, existing, body: prepared }]);
   return ok({ ...prepared, _id: existing._id, _creationTime: existing._creationTime });
 }
@@ -94,8 +95,7 @@ export async function updateResource(
   table: string,
   req: Request,
 ): Promise<Response> {
-  if (table !== RESOURCES)
-    return fail(`Unsupported operation ${req.op} for table ${req.tableName}`);
+  if (table !== RESOURCES) return unsupported(req);
   const id = readString(req, "resourceId");
   const workingMemory = readOptionalString(req, "workingMemory");
   const metadata = readMetadata(req);
@@ -108,14 +108,14 @@ export async function updateResource(
       createdAt: readString(req, "createdAt"),
       updatedAt: readString(req, "updatedAt"),
     };
-    const prepared = prepareBody(RESOURCES, body, `resource ${JSON.stringify(id)}`);
+    const prepared = prepareBody(RESOURCES, body, label("resource", id));
     await applyPlans(w, [{ table: RESOURCES, existing: null, body: prepared }]);
     return ok(prepared);
   }
   const body: Fields = { ...bodyOf(existing), updatedAt: readString(req, "updatedAt") };
   if (workingMemory !== undefined) body.workingMemory = workingMemory;
   if (metadata) body.metadata = mergeMetadata(existing.metadata, metadata) as Value;
-  const prepared = prepareBody(RESOURCES, body, `resource ${JSON.stringify(id)}`);
+  const prepared = prepareBody(RESOURCES, body, label("resource", id));
   await applyPlans(w, [{ table: RESOURCES, existing, body: prepared }]);
   return ok({ ...prepared, _id: existing._id, _creationTime: existing._creationTime });
 }
@@ -167,13 +167,18 @@ export async function saveMessages(ctx: Ctx, w: Writer, req: Request): Promise<R
   const threadIds = dedupe([...rows.values()].map((row) => row.thread_id as string));
   const threads = await mapChunked(threadIds, (id) => findById(ctx, THREADS, id));
   threads.forEach((thread, i) => {
-    if (!thread) throw new RequestError(`Thread ${threadIds[i]} not found`);
+    if (!thread) {
+      throw new RequestError(`Thread ${threadIds[i]} not found`, "NOT_FOUND", {
+        table: THREADS,
+        id: threadIds[i]!,
+      });
+    }
   });
   const existing = await mapChunked([...rows.keys()], (id) => findById(ctx, MESSAGES, id));
   const plans: Plan[] = [...rows.values()].map((row, i) => ({
     table: MESSAGES,
     existing: existing[i] ?? null,
-    body: prepareBody(MESSAGES, row, `message ${JSON.stringify(row.id)}`),
+    body: prepareBody(MESSAGES, row, label("message", row.id)),
   }));
   const touched = new Set(threadIds);
   for (const doc of existing) if (doc) touched.add(doc.thread_id as string);

@@ -3,17 +3,19 @@
 // one transaction so concurrent observers cannot lose each other's changes.
 import type { Value } from "convex/values";
 import {
+  bodyOf,
   type Ctx,
   type Doc,
   type Fields,
-  type Request,
-  type Response,
-  RequestError,
-  bodyOf,
   isPlainObject,
+  label,
   ok,
   readObject,
   readString,
+  type Request,
+  RequestError,
+  type Response,
+  unsupported,
 } from "./common";
 import { byIndex, findById } from "./tables";
 import { applyPlans, prepareBody } from "./typed";
@@ -129,16 +131,17 @@ const EMPTY_SWAP = {
 
 async function requireRecord(ctx: Ctx, id: string): Promise<Doc> {
   const doc = await findById(ctx, TABLE, id);
-  if (!doc) throw new RequestError(`Observational memory record not found: ${id}`);
+  if (!doc) {
+    throw new RequestError(`Observational memory record not found: ${id}`, "NOT_FOUND", {
+      table: TABLE,
+      id,
+    });
+  }
   return doc;
 }
 
 async function update(w: Writer, doc: Doc, changes: Fields) {
-  const body = prepareBody(
-    TABLE,
-    { ...bodyOf(doc), ...changes },
-    `record ${JSON.stringify(doc.id)}`,
-  );
+  const body = prepareBody(TABLE, { ...bodyOf(doc), ...changes }, label("record", doc.id));
   await applyPlans(w, [{ table: TABLE, existing: doc, body }]);
 }
 
@@ -341,7 +344,7 @@ export async function observationalOp(
         createdAt: now,
         updatedAt: now,
       };
-      const inserted = prepareBody(TABLE, record, `record ${JSON.stringify(newId)}`);
+      const inserted = prepareBody(TABLE, record, label("record", newId));
       const cleared = prepareBody(
         TABLE,
         {
@@ -352,7 +355,7 @@ export async function observationalOp(
           reflectedObservationLineCount: null,
           updatedAt: now,
         },
-        `record ${JSON.stringify(doc.id)}`,
+        label("record", doc.id),
       );
       await applyPlans(w, [
         { table: TABLE, existing: null, body: inserted },
@@ -372,6 +375,6 @@ export async function observationalOp(
     }
 
     default:
-      throw new RequestError(`Unsupported operation ${req.op}`);
+      return unsupported(req);
   }
 }

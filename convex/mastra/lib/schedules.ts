@@ -1,16 +1,18 @@
 // Scheduler ops of the @mastra/convex protocol (mastra_schedules and
 // mastra_schedule_triggers). Times are epoch milliseconds.
 import {
+  bodyOf,
   type Ctx,
   type Doc,
   type Fields,
-  type Request,
-  type Response,
-  RequestError,
-  bodyOf,
+  label,
   ok,
   readObject,
   readString,
+  type Request,
+  RequestError,
+  type Response,
+  unsupported,
 } from "./common";
 import { byIndex, findById } from "./tables";
 import { DEFAULT_BATCH, type Plan, applyPlans, prepareBody, recordId } from "./typed";
@@ -70,13 +72,9 @@ export async function scheduleOp(
       const kind = req.op === "createSchedule" ? "Schedule" : "Schedule trigger";
       const id = recordId(record, req.op);
       if (await findById(ctx, table, id)) {
-        throw new RequestError(`${kind} with id "${id}" already exists`);
+        throw new RequestError(`${kind} with id "${id}" already exists`, "CONFLICT", { table, id });
       }
-      const body = prepareBody(
-        table,
-        record as Fields,
-        `${kind.toLowerCase()} ${JSON.stringify(id)}`,
-      );
+      const body = prepareBody(table, record as Fields, label(kind.toLowerCase(), id));
       await applyPlans(w, [{ table, existing: null, body }]);
       return ok();
     }
@@ -116,7 +114,7 @@ export async function scheduleOp(
           last_run_id: readString(req, "lastRunId"),
           updated_at: Date.now(),
         },
-        `schedule ${JSON.stringify(id)}`,
+        label("schedule", id),
       );
       await applyPlans(w, [{ table: SCHEDULES, existing, body }]);
       return ok(true);
@@ -127,12 +125,10 @@ export async function scheduleOp(
       const patch = { ...readObject(req, "patch") } as Fields;
       delete patch.id;
       const existing = await findById(ctx, SCHEDULES, id);
-      if (!existing) throw new RequestError(`Schedule ${id} not found`);
-      const body = prepareBody(
-        SCHEDULES,
-        { ...bodyOf(existing), ...patch },
-        `schedule ${JSON.stringify(id)}`,
-      );
+      if (!existing) {
+        throw new RequestError(`Schedule ${id} not found`, "NOT_FOUND", { table, id });
+      }
+      const body = prepareBody(SCHEDULES, { ...bodyOf(existing), ...patch }, label("schedule", id));
       await applyPlans(w, [{ table: SCHEDULES, existing, body }]);
       return ok({ ...body, _id: existing._id, _creationTime: existing._creationTime });
     }
@@ -168,6 +164,6 @@ export async function scheduleOp(
     }
 
     default:
-      throw new RequestError(`Unsupported operation ${req.op}`);
+      return unsupported(req);
   }
 }

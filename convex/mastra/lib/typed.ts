@@ -5,23 +5,25 @@
 // rejected request changes nothing.
 import type { Value } from "convex/values";
 import {
+  bodyOf,
   type Ctx,
+  dedupe,
+  DELETE_BUDGET,
   type Doc,
   type Fields,
-  type Request,
-  type Response,
-  RequestError,
-  bodyOf,
-  dedupe,
-  fail,
   isPlainObject,
+  label,
+  type Label,
   mapChunked,
   ok,
   readInt,
   readObject,
   readStringArray,
+  type Request,
+  RequestError,
+  type Response,
   takeWithin,
-  DELETE_BUDGET,
+  unsupported,
 } from "./common";
 import { withDerived } from "./derived";
 import { checkDocument, decodeRecord, dropNullOptionals, encodeJson } from "./encoding";
@@ -53,7 +55,7 @@ const FLEXIBLE_COLUMNS: Record<string, string[]> = {
 };
 
 /** Encode flexible columns, derive columns, drop nulls for non-null optionals, validate. */
-export function prepareBody(table: string, body: Fields, label: string): Fields {
+export function prepareBody(table: string, body: Fields, label: Label): Fields {
   const out: Fields = { ...body };
   delete out._id;
   delete out._creationTime;
@@ -99,7 +101,7 @@ async function planUpsert(
   const id = recordId(record, where);
   const existing = await findById(ctx, table, id);
   const merged = { ...(existing ? bodyOf(existing) : {}), ...(record as Fields), id };
-  return { table, existing, body: prepareBody(table, merged, `record ${JSON.stringify(id)}`) };
+  return { table, existing, body: prepareBody(table, merged, label("record", id)) };
 }
 
 // ---- background tasks: rows written by old versions live in mastra_documents
@@ -202,7 +204,7 @@ export async function typedOp(ctx: Ctx, w: Writer, table: string, req: Request):
       const body = prepareBody(
         table,
         { ...bodyOf(existing), ...(patch as Fields) },
-        `record ${JSON.stringify(id)}`,
+        label("record", id),
       );
       const plans: Plan[] = [{ table, existing, body }];
       // The typed row supersedes a legacy copy once it is written again.
@@ -297,7 +299,7 @@ export async function typedOp(ctx: Ctx, w: Writer, table: string, req: Request):
     }
 
     default:
-      return fail(`Unsupported operation ${req.op}`);
+      return unsupported(req);
   }
 }
 

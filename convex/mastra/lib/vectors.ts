@@ -2,21 +2,22 @@
 // "mastra_vector_<indexName>" maps to mastra_vectors rows tagged `indexName`.
 import type { Value } from "convex/values";
 import {
+  bodyOf,
   type Ctx,
+  dedupe,
   type Doc,
   type Fields,
-  type Request,
-  type Response,
-  RequestError,
-  bodyOf,
-  dedupe,
-  fail,
   isPlainObject,
+  label,
   mapChunked,
   ok,
   readInt,
   readObject,
   readStringArray,
+  type Request,
+  RequestError,
+  type Response,
+  unsupported,
 } from "./common";
 import {
   DEFAULT_BATCH,
@@ -56,7 +57,7 @@ async function planUpsert(
   return {
     table: VECTORS,
     existing,
-    body: prepareBody(VECTORS, body, `vector ${JSON.stringify(id)}`),
+    body: prepareBody(VECTORS, body, label("vector", id)),
   };
 }
 
@@ -99,7 +100,7 @@ export async function vectorOp(
       const body = prepareBody(
         VECTORS,
         { ...bodyOf(existing), ...(patch as Fields) },
-        `vector ${JSON.stringify(req.id)}`,
+        label("vector", req.id),
       );
       await applyPlans(w, [{ table: VECTORS, existing, body }]);
       return ok(true);
@@ -154,6 +155,6 @@ export async function vectorOp(
     }
 
     default:
-      return fail(`Unsupported operation ${req.op}`);
+      return unsupported(req);
   }
 }

@@ -2,16 +2,19 @@
 // results of one run never overwrite each other (each merge is one
 // transaction). Snapshots are written back as JSON text.
 import {
+  bodyOf,
   type Ctx,
   type Doc,
-  type Request,
-  type Response,
-  RequestError,
-  bodyOf,
   fail,
+  type FailResponse,
   isPlainObject,
+  label,
   ok,
   readString,
+  type Request,
+  RequestError,
+  type Response,
+  unsupported,
 } from "./common";
 import { byIndex } from "./tables";
 import { applyPlans, prepareBody } from "./typed";
@@ -114,22 +117,30 @@ function mergeStepResult(context: Record<string, Json>, stepId: string, result: 
   };
 }
 
-async function loadRun(ctx: Ctx, req: Request): Promise<{ doc: Doc; snapshot: Snapshot } | string> {
+async function loadRun(
+  ctx: Ctx,
+  req: Request,
+): Promise<{ doc: Doc; snapshot: Snapshot } | FailResponse> {
   const workflowName = readString(req, "workflowName");
   const runId = readString(req, "runId");
   const doc = (await byIndex(ctx, TABLE, "by_workflow_run", [
     ["workflow_name", workflowName],
     ["run_id", runId],
   ]).unique()) as Doc | null;
-  if (!doc) return `Workflow snapshot not found for runId ${runId}`;
+  if (!doc) {
+    return fail(`Workflow snapshot not found for runId ${runId}`, "NOT_FOUND", {
+      table: TABLE,
+      id: runId,
+    });
+  }
   let snapshot: Snapshot;
   try {
     snapshot = parseSnapshot(doc.snapshot, runId);
   } catch {
-    return `Snapshot for runId ${runId} is not valid JSON`;
+    return fail(`Snapshot for runId ${runId} is not valid JSON`);
   }
   if (!isPlainObject(snapshot) || !isPlainObject(snapshot.context)) {
-    return `Snapshot for runId ${runId} is missing or has invalid context`;
+    return fail(`Snapshot for runId ${runId} is missing or has invalid context`);
   }
   return { doc, snapshot };
 }
@@ -138,7 +149,7 @@ async function save(w: Writer, doc: Doc, snapshot: Snapshot) {
   const body = prepareBody(
     TABLE,
     { ...bodyOf(doc), snapshot: JSON.stringify(snapshot), updatedAt: new Date().toISOString() },
-    `run ${JSON.stringify(doc.run_id)}`,
+    label("run", doc.run_id),
   );
   await applyPlans(w, [{ table: TABLE, existing: doc, body }]);
 }
@@ -149,13 +160,13 @@ export async function workflowOp(
   table: string,
   req: Request,
 ): Promise<Response> {
-  if (table !== TABLE) return fail(`Unsupported operation ${req.op} for table ${req.tableName}`);
+  if (table !== TABLE) return unsupported(req);
   if (req.op === "mergeWorkflowStepResult") {
     const stepId = readString(req, "stepId");
     const result = parseJsonArg(req, "result");
     const requestContext = parseJsonArg(req, "requestContext");
     const run = await loadRun(ctx, req);
-    if (typeof run === "string") return fail(run);
+    if ("ok" in run) return run;
     const { doc, snapshot } = run;
     const context = snapshot.context as Record<string, Json>;
     mergeStepResult(context, stepId, result);
@@ -174,7 +185,7 @@ export async function workflowOp(
   const { expectedStatus, ...changes } = isPlainObject(opts) ? opts : {};
   const expected = readExpectedStatus(expectedStatus);
   const run = await loadRun(ctx, req);
-  if (typeof run === "string") return fail(run);
+  if ("ok" in run) return run;
   const status = run.snapshot.status;
   if (expected !== null && !(typeof status === "string" && expected.includes(status))) {
     return ok(null);

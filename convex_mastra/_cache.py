@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from ._codec import convex_value_problem, js_numbers, json_text
+from ._codec import MAX_DOCUMENT_BYTES, convex_value_problem, js_numbers, json_text
 from ._dispatch import MAX_CALLS, NULL, Dispatcher, HandlerInfo, batches
 from ._errors import (
     BatchLimitError,
@@ -39,20 +39,12 @@ DEFAULT_KEY_PREFIX = "mastra:cache:"
 DEFAULT_TTL = 300.0
 """Seconds, as @mastra/convex's default of 300,000 ms."""
 
-LIST_ITEMS_PER_CALL = 25
-"""The handler's bound on list items one mutation writes or returns."""
-
-MAX_ROW_BYTES = 1024 * 1024
-"""Convex's limit on one stored document."""
 
 # What a cache row adds around its value text, key and prefix, counted the way Convex sizes a
 # document: field names, _id, _creationTime, kind, counter or index, expiresAt (about 160 bytes;
 # rounded up so a value this check lets through is never refused by the deployment).
 _ROW_OVERHEAD = 200
 
-# Bytes of value text per listPushMany call: the arguments and the written rows stay far below
-# Convex's 16 MiB per-call limits even when every item is close to 1 MiB.
-_PUSH_BYTES = 4 * 1024 * 1024
 
 # Upstream's listFromTo answers a whole range in one call. Ranges go in windows of this many
 # items; a window that fails (items so large it passes Convex's 16 MiB read or answer limit) is
@@ -246,8 +238,13 @@ class ConvexServerCache(Closable):
                 )
             return
         # At most 25 items and about 4 MiB per call (one item alone may be bigger).
+        # As many items and bytes per call as the handler takes (25 items, 4 MiB).
+        info = await self._dispatcher.info()
         for chunk in batches(
-            texts, max_items=LIST_ITEMS_PER_CALL, max_bytes=_PUSH_BYTES, size=_utf8_length
+            texts,
+            max_items=info.limit("listItemsPerCall"),
+            max_bytes=info.limit("itemBytesPerCall"),
+            size=_utf8_length,
         ):
             await self._settle(
                 "listPushMany",
@@ -276,6 +273,7 @@ class ConvexServerCache(Closable):
                 raise ValidationError(f"{name} must be an int, not {index!r}", field=name)
         if await self._is_stock():
             return await self._stock_range(key, full, start, stop)
+        page_items = (await self._dispatcher.info()).limit("listItemsPerCall")
         values: list[Any] = []
         first, last = start, stop
         for _ in range(self._max_calls):
@@ -284,7 +282,7 @@ class ConvexServerCache(Closable):
                 None,
                 key=full,
                 to=last,
-                maxItems=LIST_ITEMS_PER_CALL,
+                maxItems=page_items,
                 json=True,
                 strict=True,
                 **{"from": first},
@@ -399,8 +397,8 @@ class ConvexServerCache(Closable):
     def _encode(self, value: Any, full_key: str, field: str) -> str:
         text = json_text(value, field)
         size = self._row_size(text, full_key)
-        if size > MAX_ROW_BYTES:
-            raise RecordTooLargeError(full_key, size, MAX_ROW_BYTES)
+        if size > MAX_DOCUMENT_BYTES:
+            raise RecordTooLargeError(full_key, size, MAX_DOCUMENT_BYTES)
         return text
 
     def _row_size(self, text: str, full_key: str) -> int:

@@ -36,24 +36,6 @@ logger = logging.getLogger("convex_mastra.dispatch")
 MAX_CALLS = 1000
 """Hard upper bound on calls one batched operation may make before it gives up."""
 
-# Ops that only read (cache reads may also reclaim expired rows, which is safe to repeat). Only
-# these are resent after a request may have reached the server: replaying a write that did
-# commit could overwrite a newer write made by someone else in between.
-READ_OPS = frozenset(
-    {
-        "info",
-        "load",
-        "loadMany",
-        "queryTable",
-        "pageByIndex",
-        "count",
-        "get",
-        "listLength",
-        "listFromTo",
-    }
-)
-
-
 # Our handlers' error codes whose exception is not StorageOperationError itself; the handler
 # wrote nothing when it answers one. TOO_LARGE becomes RecordTooLargeError from its details.
 _CODE_ERRORS: dict[str, type[StorageOperationError]] = {"NOT_FOUND": NotFoundError}
@@ -123,8 +105,13 @@ class HandlerInfo:
     ops: frozenset[str] = field(default_factory=frozenset)
     ranked: frozenset[tuple[str, str, tuple[str, ...]]] = field(default_factory=frozenset)
     """(table, index, equality fields) of the listings ``pageByRank`` serves."""
-    load_many: int = 1000
-    """Most ids one ``loadMany`` or ``deleteMany`` call takes."""
+    read_ops: frozenset[str] = frozenset({"info"})
+    """Ops that only read: sent again after an answer was lost, unlike writes."""
+    limits: Mapping[str, int] = field(default_factory=dict, hash=False)
+    """The handler's per-call bounds by name (``pageItems``, ``loadManyIds``...): see
+    :meth:`limit`."""
+    counted: Mapping[str, frozenset[frozenset[str]]] = field(default_factory=dict, hash=False)
+    """Table -> the sets of equality fields whose row counts the handler keeps."""
 
     @property
     def is_stock(self) -> bool:
@@ -135,7 +122,27 @@ class HandlerInfo:
         """Whether the handler implements ``op``."""
         return op in self.ops
 
+    def limit(self, name: str) -> int:
+        """The handler's bound ``name``; a handler that does not declare it is too old."""
+        try:
+            return self.limits[name]
+        except KeyError:
+            raise FunctionError(
+                f"{self.name} {self.version} does not declare its limit {name!r}; redeploy "
+                f"convex/mastra/ from convex-mastra {__version__} (handler protocol {PROTOCOL})."
+            ) from None
 
+    @property
+    def load_many(self) -> int:
+        """Most ids one ``loadMany`` (and so ``deleteMany``) call takes."""
+        return self.limit("loadManyIds")
+
+    def counts(self, table: str, fields: Iterable[str]) -> bool:
+        """Whether the handler keeps the row count of ``table`` rows equal on ``fields``."""
+        return frozenset(fields) in self.counted.get(table, frozenset())
+
+
+# What upstream's handlers are, declared here since they cannot say: no info op, no codes.
 STOCK_HANDLER = HandlerInfo(
     name="@mastra/convex",
     version=None,
@@ -157,9 +164,18 @@ STOCK_HANDLER = HandlerInfo(
             "mergeWorkflowState",
         }
     ),
-    # Upstream's loadMany refuses more; its deleteMany has no bound of its own, but a failed
-    # call then leaves at most this many ids unaccounted for.
-    load_many=10,
+    # Storage and cache reads alike: the cache's reclaim expired rows, which is safe to repeat.
+    read_ops=frozenset({"load", "loadMany", "queryTable", "get", "listLength", "listFromTo"}),
+    limits={
+        # Upstream's loadMany refuses more; its deleteMany has no bound of its own, but a
+        # failed call then leaves at most this many ids unaccounted for.
+        "loadManyIds": 10,
+        "queryTableRows": 10_000,
+        # Not upstream's (it has none), but what one batchInsert may carry within Convex's
+        # per-transaction limits.
+        "batchItems": 1000,
+        "batchBytes": 8 * 1024 * 1024,
+    },
 )
 
 
@@ -192,7 +208,10 @@ class Dispatcher:
         }
         if table is not None:
             request["tableName"] = table
-        answer = await self._transport.mutation(self.function, request, idempotent=op in READ_OPS)
+        # Only reads are resent after a request may have reached the server: replaying a write
+        # that did commit could overwrite a newer write made by someone else in between.
+        idempotent = op == "info" or op in (await self.info()).read_ops
+        answer = await self._transport.mutation(self.function, request, idempotent=idempotent)
         if not isinstance(answer, Mapping):
             raise FunctionError(
                 f"{self.function} answered {op} with {type(answer).__name__}, not a response "
@@ -290,9 +309,7 @@ class Dispatcher:
                 "(`python -m convex_mastra functions <your project>/convex`).",
                 path=self.function,
             )
-        limits = result.get("limits") or {}
         return HandlerInfo(
-            load_many=int(limits.get("loadManyIds") or HandlerInfo.load_many),
             name=str(result.get("name", "unknown")),
             version=str(result["version"]) if result.get("version") else None,
             protocol=protocol,
@@ -302,4 +319,10 @@ class Dispatcher:
                 for table, indexes in (result.get("ranked") or {}).items()
                 for index, eq in indexes.items()
             ),
+            read_ops=frozenset(str(op) for op in result.get("readOps", [])) | {"info"},
+            limits={str(k): int(v) for k, v in (result.get("limits") or {}).items()},
+            counted={
+                str(table): frozenset(frozenset(str(f) for f in group) for group in groups)
+                for table, groups in (result.get("counted") or {}).items()
+            },
         )

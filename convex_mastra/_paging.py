@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._codec import decode_json
@@ -32,13 +32,6 @@ __all__ = ["IndexQuery", "Match", "Rows", "check_paging"]
 logger = logging.getLogger("convex_mastra.paging")
 
 T = TypeVar("T")
-
-MAX_SCAN = 4000
-"""Rows one pageByIndex or scan call may read (the handler's ``limits.scanRows``)."""
-MAX_PAGE = 1000
-"""Rows one call may return (the handler's ``limits.pageItems``)."""
-STOCK_CAP = 10_000
-"""Rows the stock handler's queryTable returns at most."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +58,6 @@ class IndexQuery:
     eq: tuple[tuple[str, Any], ...] = ()
     range: Mapping[str, Any] | None = None
     match: Match | None = None
-    counted: bool = field(default=True)
-    """Whether the handler keeps a counter for ``eq`` (else totals come from a scan)."""
     filters: tuple[tuple[str, Any], ...] = ()
     """Equality on fields outside the index, checked by the handler as it reads (never counted)."""
 
@@ -117,6 +108,11 @@ class Rows:
     async def _indexed(self) -> bool:
         return (await self._dispatcher.info()).supports("pageByIndex")
 
+    async def _limit(self, name: str) -> int:
+        """The handler's bound ``name``: ``pageItems`` (rows one call returns), ``scanRows``
+        (rows one pageByIndex or scan call reads), ``queryTableRows``."""
+        return (await self._dispatcher.info()).limit(name)
+
     async def count(self, query: IndexQuery) -> int:
         """How many rows ``query`` matches."""
         if not await self._indexed():
@@ -125,7 +121,8 @@ class Rows:
             ranked = await self._by_rank(query, offset=0, limit=0, descending=False)
             if ranked is not None:
                 return ranked[1]
-        if query.counted and not query.range and query.match is None and not query.filters:
+        counted = (await self._dispatcher.info()).counts(query.table, (f for f, _ in query.eq))
+        if counted and not query.range and query.match is None and not query.filters:
             try:
                 return int(await self._dispatcher.call("count", query.table, **_count_args(query)))
             except StorageOperationError as exc:
@@ -218,7 +215,8 @@ class Rows:
                 yield rows[start : start + page_size]
             return
         if query.match is not None:
-            async for reply in self._scans(query, descending=descending, skip=0, take=MAX_PAGE):
+            take = await self._limit("pageItems")
+            async for reply in self._scans(query, descending=descending, skip=0, take=take):
                 if reply["page"]:
                     yield list(reply["page"])
             return
@@ -228,7 +226,7 @@ class Rows:
                 "pageByIndex",
                 query.table,
                 **query.args(descending=descending),
-                numItems=min(page_size, MAX_PAGE),
+                numItems=min(page_size, await self._limit("pageItems")),
                 cursor=cursor,
             )
             if reply["page"]:
@@ -254,7 +252,7 @@ class Rows:
             query.table,
             **query.args(descending=descending),
             offset=offset,
-            numItems=min(limit, MAX_PAGE),
+            numItems=min(limit, await self._limit("pageItems")),
         )
         if not reply["ranked"]:
             if query.table not in self._warned_unranked:
@@ -290,10 +288,11 @@ class Rows:
         descending: bool,
         cursor: str | None = None,
     ) -> list[dict[str, Any]]:
+        page_items, scan_rows = await self._limit("pageItems"), await self._limit("scanRows")
         if query.match is not None:
             rows: list[dict[str, Any]] = []
             async for reply in self._scans(
-                query, descending=descending, skip=offset, take=MAX_PAGE
+                query, descending=descending, skip=offset, take=page_items
             ):
                 rows.extend(reply["page"])
                 if len(rows) >= limit:
@@ -302,10 +301,10 @@ class Rows:
         rows = []
         skip = offset
         for _ in range(MAX_CALLS):
-            want = min(limit - len(rows), MAX_PAGE)
-            if skip > MAX_SCAN - want:
+            want = min(limit - len(rows), page_items)
+            if skip > scan_rows - want:
                 # Too far to reach and read in one call: skip only, keep the cursor.
-                step, want = min(skip, MAX_SCAN), 0
+                step, want = min(skip, scan_rows), 0
             else:
                 step = skip
             reply = await self._dispatcher.call(
@@ -331,7 +330,10 @@ class Rows:
         A batch that returns rows reads at most ``take`` rows, so none of its matches can fall
         outside the window; a counting scan (``take=0``) reads the most a call may.
         """
-        batch = MAX_SCAN if take == 0 else min(take, MAX_PAGE)
+        if take == 0:
+            batch = await self._limit("scanRows")
+        else:
+            batch = min(take, await self._limit("pageItems"))
         cursor: str | None = None
         for _ in range(MAX_CALLS):
             reply = await self._dispatcher.call(
@@ -360,12 +362,13 @@ class Rows:
         rows: Sequence[dict[str, Any]] = await self._dispatcher.call(
             "queryTable", query.table, filters=filters
         )
-        if len(rows) >= STOCK_CAP:
+        cap = await self._limit("queryTableRows")
+        if len(rows) >= cap:
             logger.warning(
                 "the stock @mastra/convex handler returned its cap of %d rows of %s; listings "
                 "and totals may be missing rows. Deploy convex-mastra's functions for indexed "
                 "paging.",
-                STOCK_CAP,
+                cap,
                 query.table,
             )
         out = []

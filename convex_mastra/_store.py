@@ -15,13 +15,6 @@ from ._transport import RetryPolicy, Transport
 
 __all__ = ["ConvexStore"]
 
-COUNTED_TABLES = (
-    "mastra_threads",
-    "mastra_messages",
-    "mastra_workflow_snapshot",
-    "mastra_scorers",
-)
-"""Tables whose row counts the handler keeps (see convex/mastra/lib/counters.ts)."""
 
 DEFAULT_MAX_CONCURRENCY = 16
 """Matches the 16 concurrent mutations of Convex's Free and Starter deployment classes."""
@@ -113,9 +106,10 @@ class ConvexStore(Closable):
         while it runs are counted correctly. ``force`` recounts tables whose counters are
         already trusted (after writes made around the handler).
         """
-        if (await self._dispatcher.info()).is_stock:
+        info = await self._dispatcher.info()
+        if info.is_stock:
             raise ConfigurationError("the stock @mastra/convex handler keeps no counters")
-        for table in COUNTED_TABLES:
+        for table in info.counted:
             await self._dispatcher.drain(
                 "rebuildCounters", table, batchSize=1000, force=force or None
             )

@@ -29,7 +29,8 @@ from convex_mastra import (
     ValidationError,
 )
 from convex_mastra import _cache as cache_module
-from convex_mastra._cache import MAX_ROW_BYTES, STOCK_MAX_ROW_BYTES
+from convex_mastra._cache import STOCK_MAX_ROW_BYTES
+from convex_mastra._codec import MAX_DOCUMENT_BYTES as MAX_ROW_BYTES
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp, import_rows
 

@@ -43,10 +43,11 @@ import {
   type Response,
   unsupported,
 } from "./lib/common";
-import { byIndex } from "./lib/tables";
+import { MAX_DOCUMENT_BYTES } from "./lib/encoding";
+import { byIndex, CACHE_ENTRIES, CACHE_ITEMS } from "./lib/tables";
 
-const ENTRIES = "mastra_cache";
-const ITEMS = "mastra_cache_list_items";
+const ENTRIES = CACHE_ENTRIES;
+const ITEMS = CACHE_ITEMS;
 const BATCH = 25;
 /**
  * Most bytes of item values one call reads. A removed item is read twice (by
@@ -75,11 +76,14 @@ const INFO = {
   version: "0.1.0",
   protocol: 2,
   ops: OPS,
+  /** Ops a client may send again after a lost answer (reads may reclaim expired keys). */
+  readOps: ["info", "get", "listLength", "listFromTo"],
   limits: {
     listItemsPerCall: BATCH,
     clearWritesPerCall: BATCH,
     itemBytesPerCall: BYTES,
     legacyListFromToItems: LEGACY_RANGE_MAX,
+    documentBytes: MAX_DOCUMENT_BYTES,
   },
 };
 

@@ -28,6 +28,7 @@ import {
 import { documentsOp } from "./lib/documents";
 import {
   MAX_SCAN,
+  MAX_WINDOW_ITEMS,
   count,
   messageWindow,
   pageByIndex,
@@ -45,8 +46,18 @@ import {
 import { OM_OPS, observationalOp } from "./lib/observational";
 import { SCHEDULE_OPS, scheduleOp } from "./lib/schedules";
 import { RANKED_INFO } from "./lib/ranks";
-import { route } from "./lib/tables";
-import { LOAD_MANY_MAX, MAX_BATCH, MAX_PAGE, QUERY_CAP, typedOp } from "./lib/typed";
+import { logicalName, route } from "./lib/tables";
+import { COUNTED_GROUPS, COUNTS_ALL_ROWS } from "./lib/counters";
+import { MAX_DOCUMENT_BYTES } from "./lib/encoding";
+import {
+  BATCH_BYTES,
+  BATCH_ITEMS,
+  LOAD_MANY_MAX,
+  MAX_BATCH,
+  MAX_PAGE,
+  QUERY_CAP,
+  typedOp,
+} from "./lib/typed";
 import { vectorOp } from "./lib/vectors";
 import { workflowOp } from "./lib/workflow";
 import { Writer } from "./lib/writer";
@@ -83,11 +94,36 @@ const OUR_OPS = [
   "messageWindow",
 ];
 
+/** Ops that only read, so a client may send them again after an answer was lost. */
+const READ_OPS = [
+  "info",
+  "load",
+  "loadMany",
+  "queryTable",
+  "pageByIndex",
+  "pageByRank",
+  "count",
+  "scan",
+  "messageWindow",
+  "omGetLatest",
+  "omGetHistory",
+  "listDueSchedules",
+  "listScheduleTriggers",
+];
+
 const INFO = {
   name: NAME,
   version: VERSION,
   protocol: PROTOCOL,
   ops: [...RECORD_OPS, ...SCHEDULE_OPS, ...OM_OPS, ...OUR_OPS],
+  readOps: READ_OPS,
+  /** Table (as clients name it) -> the equality groups whose row counts are kept ([]: all rows). */
+  counted: Object.fromEntries(
+    Object.entries(COUNTED_GROUPS).map(([table, groups]) => [
+      logicalName(table),
+      COUNTS_ALL_ROWS.has(table) ? [[], ...groups] : groups,
+    ]),
+  ),
   /** Table -> index -> equality fields: the listings pageByRank serves. */
   ranked: RANKED_INFO,
   limits: {
@@ -96,6 +132,10 @@ const INFO = {
     pageItems: MAX_PAGE,
     scanRows: MAX_SCAN,
     batchSize: MAX_BATCH,
+    batchItems: BATCH_ITEMS,
+    batchBytes: BATCH_BYTES,
+    windowItems: MAX_WINDOW_ITEMS,
+    documentBytes: MAX_DOCUMENT_BYTES,
   },
 };
 

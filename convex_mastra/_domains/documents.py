@@ -53,9 +53,7 @@ VECTOR_PREFIX = "mastra_vector_"
 
 BATCH_RECORDS = 500
 BATCH_BYTES = 8 * 1024 * 1024
-QUERY_PAGE = 1000
 CLEAR_BATCH = 500
-STOCK_CAP = 10_000
 
 
 def check_table(table: Any) -> str:
@@ -182,13 +180,15 @@ class Documents(Domain):
             )
         wanted = check_scalar_filter(filters, "filters") or {}
         clauses = [{"field": name, "value": value} for name, value in wanted.items()]
-        if not await self._ours():
+        info = await self._dispatcher.info()
+        if info.is_stock:
             rows = await self._dispatcher.call("queryTable", table, filters=clauses, limit=limit)
-            if limit is None and len(rows) >= STOCK_CAP:
+            cap = info.limit("queryTableRows")
+            if limit is None and len(rows) >= cap:
                 logger.warning(
                     "the stock @mastra/convex handler returned its cap of %d records of %s; "
                     "records may be missing. Deploy convex-mastra's functions to read them all.",
-                    STOCK_CAP,
+                    cap,
                     table,
                 )
             return [decode_record(row) for row in rows]
@@ -196,7 +196,11 @@ class Documents(Domain):
         cursor: str | None = None
         for _ in range(MAX_CALLS):
             reply = await self._dispatcher.send(
-                "queryTable", table, filters=clauses, pageSize=QUERY_PAGE, cursor=cursor
+                "queryTable",
+                table,
+                filters=clauses,
+                pageSize=info.limit("pageItems"),
+                cursor=cursor,
             )
             out += [decode_record(row) for row in reply.result]
             if limit is not None and len(out) >= limit:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._codec import check_document_size, decode_json, json_text, to_iso
-from .._dispatch import batches
+from .._dispatch import HandlerInfo, batches
 from .._errors import NotFoundError, ValidationError
 from .._models import Message, MessageContent, Page, coerce
 from .._paging import IndexQuery, Match, check_paging, sort_key
@@ -29,11 +29,6 @@ __all__ = ["DateRange", "Include", "Messages"]
 TABLE = "mastra_messages"
 THREADS = "mastra_threads"
 
-# One saveMessages call stays well inside Convex's per-transaction limits (16,000 documents and
-# 16 MiB written, 16 MiB of arguments), counting the thread and counter rows each message touches.
-MAX_MESSAGES_PER_CALL = 1000
-MAX_BYTES_PER_CALL = 8 * 1024 * 1024
-WINDOW_ITEMS = 100
 ORDER_FIELDS = ("createdAt", "created_at")
 
 
@@ -118,12 +113,13 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
     return row
 
 
-def chunks(rows: Sequence[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    """Consecutive runs of rows, each as large as one call may carry."""
+def chunks(rows: Sequence[dict[str, Any]], info: HandlerInfo) -> Iterable[list[dict[str, Any]]]:
+    """Consecutive runs of rows, each as large as one call may carry (``batchItems`` rows
+    and ``batchBytes`` of arguments, as the handler declares them)."""
     return batches(
         rows,
-        max_items=MAX_MESSAGES_PER_CALL,
-        max_bytes=MAX_BYTES_PER_CALL,
+        max_items=info.limit("batchItems"),
+        max_bytes=info.limit("batchBytes"),
         size=lambda row: len(row["content"]) + 256,
     )
 
@@ -148,8 +144,9 @@ class Messages(Domain):
         rows = [message_row(message, i) for i, message in enumerate(models)]
         if not rows:
             return
-        if await self._ours():
-            for batch in chunks(rows):
+        info = await self._dispatcher.info()
+        if not info.is_stock:
+            for batch in chunks(rows, info):
                 await self._dispatcher.call(
                     "saveMessages", None, messages=batch, threadUpdatedAt=now_iso()
                 )
@@ -163,7 +160,7 @@ class Messages(Domain):
                 op="batchInsert",
                 table=THREADS,
             )
-        for batch in chunks(rows):
+        for batch in chunks(rows, info):
             await self._dispatcher.call("batchInsert", TABLE, records=batch)
         await self._touch_stock(moved_from)
 
@@ -335,7 +332,8 @@ class Messages(Domain):
             return []
         if await self._ours():
             rows: builtins.list[dict[str, Any]] = []
-            for start in range(0, len(includes), WINDOW_ITEMS):
+            step = (await self._dispatcher.info()).limit("windowItems")
+            for start in range(0, len(includes), step):
                 rows += await self._dispatcher.call(
                     "messageWindow",
                     None,
@@ -345,7 +343,7 @@ class Messages(Domain):
                             "before": item.with_previous_messages,
                             "after": item.with_next_messages,
                         }
-                        for item in includes[start : start + WINDOW_ITEMS]
+                        for item in includes[start : start + step]
                     ],
                     resourceId=resource_id,
                 )

@@ -169,11 +169,7 @@ class Scorers(Domain):
             filters.append(("entityType", check_id(entity_type, "entity_type")))
         if source is not None:
             filters.append(("source", check_id(source, "source")))
-        # (scorerId, entityId) alone is a prefix of the index but not a counted group.
-        counted = entity_id is None or entity_type is not None
-        return await self._list(
-            index, eq, filters, organization_id, project_id, page, per_page, counted=counted
-        )
+        return await self._list(index, eq, filters, organization_id, project_id, page, per_page)
 
     async def list_by_run(
         self,
@@ -237,8 +233,6 @@ class Scorers(Domain):
         project_id: str | None,
         page: int,
         per_page: int | None,
-        *,
-        counted: bool = True,
     ) -> Page[Score]:
         check_paging(page, per_page)
         if organization_id is not None:
@@ -250,7 +244,6 @@ class Scorers(Domain):
             index=index,
             sort_field="createdAt",
             eq=tuple(eq),
-            counted=counted,
             filters=tuple(filters),
         )
         return await self._rows.page(

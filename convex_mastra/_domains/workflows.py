@@ -276,7 +276,6 @@ class Workflows(Domain):
             index="by_run_created",
             sort_field="createdAt",
             eq=(("run_id", run_id),),
-            counted=False,
         )
         pages = cast(
             AsyncGenerator[list[dict[str, Any]], None],

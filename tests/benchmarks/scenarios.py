@@ -19,7 +19,6 @@ import orjson
 from convex.http_client import ConvexHttpClient
 
 from convex_mastra import ConvexServerCache, ConvexStore
-from convex_mastra._store import COUNTED_TABLES
 
 STORAGE = "mastra/storage:handle"
 CACHE = "mastra/cache:handle"
@@ -183,7 +182,7 @@ class Raw:
         ``store.rebuild_counters()`` leaves a table alone once its counters are ready, and here
         they are: the SDK wrote to these tables before the bulk import, which bypasses counting.
         """
-        for table in COUNTED_TABLES:
+        for table in self.call({"op": "info"})["result"]["counted"]:
             request = {"op": "rebuildCounters", "tableName": table, "batchSize": 1000}
             while self.call({**request, "force": True}).get("hasMore"):
                 pass

@@ -410,7 +410,11 @@ async def test_a_delete_failing_midway_says_which_ids_were_deleted(
         return await real_call(op, table, **fields)
 
     monkeypatch.setattr(dispatcher, "call", third_delete_fails)
-    monkeypatch.setattr(dispatcher, "_info", replace(await any_store.handler_info(), load_many=10))
+    info = await any_store.handler_info()
+    # Ten ids a call on either handler: a handler declaring loadManyIds 10 gets chunks of 10.
+    monkeypatch.setattr(
+        dispatcher, "_info", replace(info, limits={**info.limits, "loadManyIds": 10})
+    )
     with pytest.raises(PartialWriteError) as raised:
         await any_store.messages.delete(wanted)
     error = raised.value

@@ -31,7 +31,7 @@ import {
 } from "./common";
 import { hasDerived, withDerived } from "./derived";
 import { RankForest, clearRanks, isRanked, keyOf, rankedIndexesOf, treeOf } from "./ranks";
-import { byIndex } from "./tables";
+import { byIndex, COUNTERS, RESOURCES, SCORERS, THREADS, WORKFLOW_SNAPSHOTS } from "./tables";
 
 export const COUNTED_GROUPS: Record<string, readonly (readonly string[])[]> = {
   mastra_threads: [["resourceId"]],
@@ -62,12 +62,7 @@ export const ALL_ROWS = "*";
 // real deployment all writes to it would contend for that one document. Messages are only
 // ever listed per thread or resource, so they keep no table total: message writes then
 // contend only within their own thread and resource.
-const COUNTS_ALL_ROWS = new Set([
-  "mastra_threads",
-  "mastra_resources",
-  "mastra_workflow_snapshots",
-  "mastra_scorers",
-]);
+export const COUNTS_ALL_ROWS = new Set<string>([THREADS, RESOURCES, WORKFLOW_SNAPSHOTS, SCORERS]);
 const STATE_ROW = "#state";
 const SCAN_ROW = "#scan";
 const RANKS_ROW = "#ranks";
@@ -92,7 +87,7 @@ export function groupsOf(table: string, doc: Record<string, unknown>): string[] 
 }
 
 async function counterRow(ctx: ReadCtx, table: string, group: string): Promise<Doc | null> {
-  return (await byIndex(ctx, "mastra_counters", "by_group", [
+  return (await byIndex(ctx, COUNTERS, "by_group", [
     ["table", table],
     ["group", group],
   ]).first()) as Doc | null;
@@ -127,7 +122,7 @@ async function setRow(ctx: Ctx, table: string, group: string, count: number | nu
   } else if (row) {
     if (row.count !== count) await ctx.db.patch(row._id, { count });
   } else {
-    await ctx.db.insert("mastra_counters", { table, group, count });
+    await ctx.db.insert(COUNTERS, { table, group, count });
   }
 }
 
@@ -242,7 +237,7 @@ export async function rebuildStep(
   }
   if (status.state === CounterState.Resetting) {
     const rows = (await ctx.db
-      .query("mastra_counters")
+      .query(COUNTERS)
       .withIndex("by_group", (q) => q.eq("table", table))
       .take(batchSize + 2)) as Doc[];
     const stale = rows.filter((row) => !(row.group as string).startsWith("#"));

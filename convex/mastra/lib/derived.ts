@@ -6,8 +6,7 @@
 // A value sent by a client is never trusted: it is recomputed from the row.
 import type { Fields } from "./common";
 import { isPlainObject } from "./common";
-
-const WORKFLOW_SNAPSHOTS = "mastra_workflow_snapshots";
+import { WORKFLOW_SNAPSHOTS } from "./tables";
 
 /** `snapshot.status` of a stored snapshot (JSON text or object), if it is a string. */
 export function snapshotStatus(snapshot: unknown): string | undefined {

@@ -13,7 +13,7 @@ import { getDocumentSize, type Value } from "convex/values";
 import { mastraTables } from "../tables";
 import { type Fields, type Label, RequestError, isPlainObject, labelText } from "./common";
 
-const MAX_DOCUMENT_BYTES = 1024 * 1024;
+export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 // Limits from the Convex docs; exceeding them only means "store as text".
 const MAX_SAFE_DEPTH = 16;
 const MAX_ARRAY_LENGTH = 8192;

@@ -21,16 +21,16 @@ import {
   byIndex,
   findById,
   indexesOf,
+  MESSAGES,
   readFilters,
   typedTable,
   withEquality,
 } from "./tables";
 import { MAX_BATCH, MAX_PAGE } from "./typed";
 
-const MESSAGES = "mastra_messages";
 /** Rows one pageByIndex or scan call may read (Convex allows ~32,000 reads per transaction). */
 export const MAX_SCAN = 4000;
-const MAX_WINDOW_ITEMS = 100;
+export const MAX_WINDOW_ITEMS = 100;
 
 function indexFields(op: string, table: string, index: string): string[] {
   if (index === "by_creation_time") return ["_creationTime"];

@@ -24,13 +24,9 @@ import {
   unsupported,
 } from "./common";
 import { decodeJsonObject } from "./encoding";
-import { byIndex, findById } from "./tables";
+import { byIndex, findById, MESSAGES, RESOURCES, THREADS } from "./tables";
 import { MAX_BATCH, type Plan, applyPlans, prepareBody } from "./typed";
 import type { Writer } from "./writer";
-
-const THREADS = "mastra_threads";
-const MESSAGES = "mastra_messages";
-const RESOURCES = "mastra_resources";
 
 /**
  * Metadata argument: an object, or JSON text of one (clients send text when

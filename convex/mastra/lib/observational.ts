@@ -17,11 +17,11 @@ import {
   type Response,
   unsupported,
 } from "./common";
-import { byIndex, findById } from "./tables";
+import { byIndex, findById, OBSERVATIONAL_MEMORY } from "./tables";
 import { applyPlans, prepareBody } from "./typed";
 import type { Writer } from "./writer";
 
-const TABLE = "mastra_observational_memory";
+const TABLE = OBSERVATIONAL_MEMORY;
 
 export const OM_OPS = [
   "omGetLatest",

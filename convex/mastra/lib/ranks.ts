@@ -19,9 +19,9 @@
 // root with one child hands the root role down, so depth never exceeds what the row count needs.
 import type { GenericId, Value } from "convex/values";
 import { type Ctx, type Doc, type ReadCtx, groupKey } from "./common";
-import { byIndex, indexesOf } from "./tables";
+import { byIndex, indexesOf, RANKS } from "./tables";
 
-export const RANKS = "mastra_ranks";
+export { RANKS };
 
 /** A sort value as the tree orders it: missing and null first, then numbers, then strings. */
 export type RankKey = string | number | null;

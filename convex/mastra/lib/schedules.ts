@@ -14,12 +14,11 @@ import {
   type Response,
   unsupported,
 } from "./common";
-import { byIndex, findById } from "./tables";
+import { byIndex, findById, SCHEDULE_TRIGGERS, SCHEDULES } from "./tables";
 import { DEFAULT_BATCH, type Plan, applyPlans, prepareBody, recordId } from "./typed";
 import type { Writer } from "./writer";
 
-const SCHEDULES = "mastra_schedules";
-const TRIGGERS = "mastra_schedule_triggers";
+const TRIGGERS = SCHEDULE_TRIGGERS;
 const DEFAULT_LIMIT = 100;
 
 export const SCHEDULE_OPS = [

@@ -3,27 +3,47 @@ import type { Value } from "convex/values";
 import { mastraTables } from "../tables";
 import { type Doc, type ReadCtx, RequestError, isPlainObject } from "./common";
 
-export const DOCUMENTS = "mastra_documents";
-export const VECTORS = "mastra_vectors";
-export const VECTOR_INDEXES = "mastra_vector_indexes";
+// Every Convex table name, declared once here; typed so that a name the schema lacks fails
+// to compile.
+type TableName = keyof typeof mastraTables & string;
+export const THREADS: TableName = "mastra_threads";
+export const MESSAGES: TableName = "mastra_messages";
+export const RESOURCES: TableName = "mastra_resources";
+export const WORKFLOW_SNAPSHOTS: TableName = "mastra_workflow_snapshots";
+export const SCORERS: TableName = "mastra_scorers";
+export const SCHEDULES: TableName = "mastra_schedules";
+export const SCHEDULE_TRIGGERS: TableName = "mastra_schedule_triggers";
+export const OBSERVATIONAL_MEMORY: TableName = "mastra_observational_memory";
+export const DOCUMENTS: TableName = "mastra_documents";
+export const VECTORS: TableName = "mastra_vectors";
+export const VECTOR_INDEXES: TableName = "mastra_vector_indexes";
+export const BACKGROUND_TASKS: TableName = "mastra_background_tasks";
+export const CACHE_ENTRIES: TableName = "mastra_cache";
+export const CACHE_ITEMS: TableName = "mastra_cache_list_items";
+export const COUNTERS: TableName = "mastra_counters";
+export const RANKS: TableName = "mastra_ranks";
 export const VECTOR_TABLE_PREFIX = "mastra_vector_";
-export const BACKGROUND_TASKS = "mastra_background_tasks";
 
 // Logical name (as used by @mastra/core) -> typed Convex table.
-const TYPED_TABLES: Record<string, string> = {
-  mastra_threads: "mastra_threads",
-  mastra_messages: "mastra_messages",
-  mastra_resources: "mastra_resources",
-  mastra_workflow_snapshot: "mastra_workflow_snapshots",
-  mastra_scorers: "mastra_scorers",
-  mastra_schedules: "mastra_schedules",
-  mastra_schedule_triggers: "mastra_schedule_triggers",
+const TYPED_TABLES: Record<string, TableName> = {
+  mastra_threads: THREADS,
+  mastra_messages: MESSAGES,
+  mastra_resources: RESOURCES,
+  mastra_workflow_snapshot: WORKFLOW_SNAPSHOTS,
+  mastra_scorers: SCORERS,
+  mastra_schedules: SCHEDULES,
+  mastra_schedule_triggers: SCHEDULE_TRIGGERS,
   mastra_channel_installations: "mastra_channel_installations",
   mastra_channel_config: "mastra_channel_config",
   mastra_background_tasks: BACKGROUND_TASKS,
-  mastra_observational_memory: "mastra_observational_memory",
+  mastra_observational_memory: OBSERVATIONAL_MEMORY,
   mastra_vector_indexes: VECTOR_INDEXES,
 };
+
+/** The name clients send for a typed Convex table (the first logical name routed to it). */
+export function logicalName(table: string): string {
+  return Object.keys(TYPED_TABLES).find((name) => TYPED_TABLES[name] === table) ?? table;
+}
 
 export type Route =
   | { kind: "typed"; table: string }
@@ -58,7 +78,7 @@ export function typedTable(op: string, tableName: unknown): string {
   if (typeof tableName !== "string") throw new RequestError(`${op}: "tableName" must be a string`);
   const typed = typedFor(tableName);
   if (typed) return typed;
-  if (Object.values(TYPED_TABLES).includes(tableName)) return tableName;
+  if ((Object.values(TYPED_TABLES) as string[]).includes(tableName)) return tableName;
   throw new RequestError(`${op}: ${tableName} is not a typed convex-mastra table`);
 }
 

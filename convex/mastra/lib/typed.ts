@@ -29,13 +29,14 @@ import { withDerived } from "./derived";
 import { checkDocument, decodeRecord, dropNullOptionals, encodeJson } from "./encoding";
 import {
   BACKGROUND_TASKS,
-  DOCUMENTS,
   byIndex,
+  DOCUMENTS,
   type Filter,
   filteredQuery,
   findById,
   readFilters,
   withEquality,
+  WORKFLOW_SNAPSHOTS,
 } from "./tables";
 import type { Writer } from "./writer";
 
@@ -44,8 +45,13 @@ export const MAX_BATCH = 1000;
 export const LOAD_MANY_MAX = 1000;
 export const QUERY_CAP = 10_000;
 export const MAX_PAGE = 1000;
-
-const WORKFLOW_SNAPSHOTS = "mastra_workflow_snapshots";
+/**
+ * What one call that writes a batch of rows (saveMessages, batchInsert) may carry: items, and
+ * bytes of arguments. Well inside Convex's per-transaction limits (16,000 documents and 16 MiB
+ * written, 16 MiB of arguments), counting the thread, counter and rank rows each row touches.
+ */
+export const BATCH_ITEMS = 1000;
+export const BATCH_BYTES = 8 * 1024 * 1024;
 
 // Free-form JSON columns that are stored as text when Convex would reject them.
 const FLEXIBLE_COLUMNS: Record<string, string[]> = {

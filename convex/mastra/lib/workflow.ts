@@ -16,11 +16,11 @@ import {
   type Response,
   unsupported,
 } from "./common";
-import { byIndex } from "./tables";
+import { byIndex, WORKFLOW_SNAPSHOTS } from "./tables";
 import { applyPlans, prepareBody } from "./typed";
 import type { Writer } from "./writer";
 
-const TABLE = "mastra_workflow_snapshots";
+const TABLE = WORKFLOW_SNAPSHOTS;
 const PENDING_KEY = "__mastra_pending__";
 
 type Json = unknown;

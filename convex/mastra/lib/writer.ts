@@ -18,9 +18,7 @@ import {
   writeCounterState,
 } from "./counters";
 import { RankForest, type RankKey, keyOf, rankedIndexesOf, treeOf } from "./ranks";
-
-const THREADS = "mastra_threads";
-const MESSAGES = "mastra_messages";
+import { MESSAGES, THREADS } from "./tables";
 
 type CounterMode = {
   state: CounterState;

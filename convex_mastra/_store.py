@@ -10,6 +10,7 @@ from ._domains.scorers import Scorers
 from ._domains.threads import Threads
 from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
+from ._handlers import HandlerChoice
 from ._lifecycle import Closable, check_function_path, resolve_deployment
 from ._transport import RetryPolicy, Transport
 
@@ -71,17 +72,19 @@ class ConvexStore(Closable):
         self._dispatcher = Dispatcher(
             self._transport, storage_function, probe_table="mastra_threads"
         )
-        self.messages = Messages(self._dispatcher)
+        self._handlers = HandlerChoice(self._dispatcher)
+        handlers = self._handlers
+        self.messages = Messages(self._dispatcher, handlers)
         """Messages of threads: save, list, get_many, update, delete, iter."""
-        self.threads = Threads(self._dispatcher, self.messages)
+        self.threads = Threads(self._dispatcher, handlers, self.messages)
         """Conversation threads: save, get, list, update, delete, clone."""
-        self.resources = Resources(self._dispatcher)
+        self.resources = Resources(self._dispatcher, handlers)
         """Working memory and metadata per resource: get, save, update."""
-        self.workflows = Workflows(self._dispatcher)
+        self.workflows = Workflows(self._dispatcher, handlers)
         """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
-        self.scorers = Scorers(self._dispatcher)
+        self.scorers = Scorers(self._dispatcher, handlers)
         """Evaluation scores: save, get, list by scorer, run, entity or span."""
-        self.documents = Documents(self._dispatcher)
+        self.documents = Documents(self._dispatcher, handlers)
         """Records of untyped logical tables: insert, get, query, patch, delete, clear."""
 
     def __repr__(self) -> str:
@@ -96,6 +99,12 @@ class ConvexStore(Closable):
     async def handler_info(self) -> HandlerInfo:
         """Which storage handler the deployment runs (ours or stock @mastra/convex)."""
         return await self._dispatcher.info()
+
+    async def capabilities(self) -> frozenset[str]:
+        """What the deployed handler can do, by name: ``last_message_at``,
+        ``atomic_metadata_merge``, ``atomic_message_saves``, ``indexed_paging``,
+        ``exact_totals``, ``counters`` (see docs/concepts.md). Upstream's handler has none."""
+        return (await self._handlers.get()).capabilities
 
     async def rebuild_counters(self, *, force: bool = False) -> None:
         """Recount rows and rebuild rank trees, for exact totals and cheap pages, in batches.

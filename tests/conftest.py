@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,7 +13,7 @@ import orjson
 import pytest
 import requests
 
-from convex_mastra import ConvexStore, LocalDeployment
+from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 from convex_mastra.local import find_node
 from convex_mastra.local._runtime import _locked
 from convex_mastra.pytest_plugin import Deployment
@@ -52,6 +53,15 @@ def any_deployment(request: pytest.FixtureRequest, convex_deployment: Deployment
         return convex_deployment
     stock: Deployment = request.getfixturevalue("stock_deployment")
     return stock
+
+
+async def redeclare(client: ConvexStore | ConvexServerCache, **changes: Any) -> None:
+    """Make ``client`` see its handler declare other facts (``limits``, ``counted``...), as a
+    deployment of other functions would; the store chooses its handler anew."""
+    info = await client.handler_info()
+    client._dispatcher._info = dataclasses.replace(info, **changes)
+    if isinstance(client, ConvexStore):
+        client._handlers._handler = None
 
 
 @pytest.fixture

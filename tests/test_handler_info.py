@@ -7,7 +7,6 @@ declares other limits changes what the client sends.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from convex_mastra import ConvexServerCache, ConvexStore, FunctionError
 from convex_mastra._dispatch import PROTOCOL, Dispatcher
 from convex_mastra.pytest_plugin import Deployment
-from tests.conftest import RawHttp
+from tests.conftest import RawHttp, redeclare
 from tests.domains.test_workflows import snapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -48,7 +47,7 @@ async def test_a_handler_declaring_other_limits_changes_the_client(
     http = RawHttp(convex_deployment.url, convex_deployment.admin_key)
     info = await store.handler_info()
     smaller = {"pageItems": 7, "loadManyIds": 3, "batchItems": 4, "windowItems": 2}
-    store._dispatcher._info = dataclasses.replace(info, limits={**info.limits, **smaller})
+    await redeclare(store, limits={**info.limits, **smaller})
     thread_id = f"t-{uid}"
     await store.threads.save(
         {"id": thread_id, "resourceId": f"r-{uid}", "title": "", "createdAt": T0, "updatedAt": T0}
@@ -86,7 +85,7 @@ async def test_a_handler_declaring_other_limits_changes_the_client(
     # totals come from counting scans, never from `count`.
     await store.workflows.persist_snapshot(f"wf-{uid}", f"run-{uid}", snapshot(f"run-{uid}"))
     for counted, op in ((info.counted, "count"), ({}, "scan")):
-        store._dispatcher._info = dataclasses.replace(info, counted=counted)
+        await redeclare(store, counted=counted)
         since = http.next_seq()
         assert (await store.workflows.list_runs(workflow_name=f"wf-{uid}", per_page=5)).total == 1
         assert ops(http, since, op) != []
@@ -103,9 +102,7 @@ async def test_the_cache_follows_its_handlers_limits(
         info = await cache.handler_info()
         assert info.limit("listItemsPerCall") == 25
         assert {"get", "listLength", "listFromTo"} <= info.read_ops
-        cache._dispatcher._info = dataclasses.replace(
-            info, limits={**info.limits, "listItemsPerCall": 5}
-        )
+        await redeclare(cache, limits={**info.limits, "listItemsPerCall": 5})
         since = http.next_seq()
         await cache.list_push_many("l", range(12))
         assert len(ops(http, since, "listPushMany")) == 3

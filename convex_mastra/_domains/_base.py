@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -12,6 +12,9 @@ from .._codec import json_arg, to_iso
 from .._dispatch import Dispatcher
 from .._errors import ConvexMastraError, PartialWriteError, ValidationError
 from .._paging import Rows
+
+if TYPE_CHECKING:
+    from .._handlers import Handler, HandlerChoice
 
 __all__ = [
     "Domain",
@@ -31,15 +34,17 @@ SYSTEM_FIELDS = ("_id", "_creationTime")
 
 
 class Domain:
-    """Base of the domain classes: holds the dispatcher and the pager built on it."""
+    """Base of the domain classes: holds the dispatcher, the pager built on it, and the
+    store's choice of handler."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, handlers: HandlerChoice) -> None:
         self._dispatcher = dispatcher
         self._rows = Rows(dispatcher)
+        self._handlers = handlers
 
-    async def _ours(self) -> bool:
-        """Whether the deployment runs convex-mastra's handler (else stock @mastra/convex)."""
-        return not (await self._dispatcher.info()).is_stock
+    async def _handler(self) -> Handler:
+        """The deployed handler's operations (chosen once per store)."""
+        return await self._handlers.get()
 
 
 async def in_chunks(

@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 
 from .._codec import check_document_size, decode_json, json_arg
-from .._dispatch import MAX_CALLS
-from .._errors import BatchLimitError, ValidationError
+from .._errors import ValidationError
 from ._base import Domain, check_id, check_ids, check_scalar_filter, in_chunks
 
 __all__ = ["RESERVED_TABLES", "Documents"]
@@ -70,14 +69,14 @@ def check_table(table: Any) -> str:
     return table
 
 
-def encode_record(table: str, record: Any, where: str, *, ours: bool) -> tuple[str, Any]:
+def encode_record(table: str, record: Any, where: str, *, json_text: bool) -> tuple[str, Any]:
     """(id, value to send) for one record: the record itself, or JSON text when Convex
     cannot hold its keys. Checks JSON, the id and the size first."""
     if not isinstance(record, Mapping):
         raise ValidationError(f"{where} must be a dict, not {type(record).__name__}", field=where)
     record_id = check_id(record.get("id"), f"{where}.id")
     value = json_arg(dict(record), where)
-    if isinstance(value, str) and not ours:
+    if isinstance(value, str) and not json_text:
         raise ValidationError(
             f"{where} ({record_id!r}) has keys Convex cannot store (such as '$'-prefixed or "
             "non-ASCII ones) or is nested too deeply; the stock @mastra/convex handler stores "
@@ -103,7 +102,7 @@ class Documents(Domain):
     async def insert(self, table: str, record: Mapping[str, Any]) -> None:
         """Insert the record, or replace the one with the same ``id``."""
         check_table(table)
-        _, value = encode_record(table, record, "record", ours=await self._ours())
+        _, value = (await self._handler()).encode_document(table, record, "record")
         await self._dispatcher.call("insert", table, record=value)
 
     async def insert_many(self, table: str, records: Iterable[Mapping[str, Any]]) -> None:
@@ -113,9 +112,9 @@ class Documents(Domain):
         takes several calls, and if one fails the records before it stay written.
         """
         check_table(table)
-        ours = await self._ours()
+        handler = await self._handler()
         encoded = [
-            encode_record(table, record, f"records[{i}]", ours=ours)
+            handler.encode_document(table, record, f"records[{i}]")
             for i, record in enumerate(records)
         ]
         batch: builtins.list[Any] = []
@@ -180,38 +179,8 @@ class Documents(Domain):
             )
         wanted = check_scalar_filter(filters, "filters") or {}
         clauses = [{"field": name, "value": value} for name, value in wanted.items()]
-        info = await self._dispatcher.info()
-        if info.is_stock:
-            rows = await self._dispatcher.call("queryTable", table, filters=clauses, limit=limit)
-            cap = info.limit("queryTableRows")
-            if limit is None and len(rows) >= cap:
-                logger.warning(
-                    "the stock @mastra/convex handler returned its cap of %d records of %s; "
-                    "records may be missing. Deploy convex-mastra's functions to read them all.",
-                    cap,
-                    table,
-                )
-            return [decode_record(row) for row in rows]
-        out: builtins.list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(MAX_CALLS):
-            reply = await self._dispatcher.send(
-                "queryTable",
-                table,
-                filters=clauses,
-                pageSize=info.limit("pageItems"),
-                cursor=cursor,
-            )
-            out += [decode_record(row) for row in reply.result]
-            if limit is not None and len(out) >= limit:
-                return out[:limit]
-            if not reply.has_more:
-                return out
-            cursor = reply.answer.get("continuationCursor")
-        raise BatchLimitError(
-            f"querying {table} needed more than {MAX_CALLS} calls; pass a limit or narrow the "
-            "filters"
-        )
+        rows = await (await self._handler()).query_documents(table, clauses, limit)
+        return [decode_record(row) for row in rows]
 
     async def patch(self, table: str, id: str, fields: Mapping[str, Any]) -> bool:
         """Merge ``fields`` into the stored record (top level); False when it does not exist."""
@@ -219,7 +188,8 @@ class Documents(Domain):
         check_id(id, "id")
         if not isinstance(fields, Mapping):
             raise ValidationError("fields must be a dict", field="fields")
-        _, value = encode_record(table, {**fields, "id": id}, "fields", ours=await self._ours())
+        handler = await self._handler()
+        _, value = handler.encode_document(table, {**fields, "id": id}, "fields")
         return bool(await self._dispatcher.call("patch", table, id=id, record=value))
 
     async def delete_many(self, table: str, ids: Iterable[str]) -> None:

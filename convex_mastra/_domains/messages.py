@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._codec import check_document_size, decode_json, json_text, to_iso
 from .._dispatch import HandlerInfo, batches
-from .._errors import NotFoundError, ValidationError
+from .._errors import ValidationError
 from .._models import Message, MessageContent, Page, coerce
 from .._paging import IndexQuery, Match, check_paging, sort_key
 from ._base import (
@@ -20,14 +20,11 @@ from ._base import (
     check_id,
     check_ids,
     check_scalar_filter,
-    in_chunks,
-    now_iso,
 )
 
 __all__ = ["DateRange", "Include", "Messages"]
 
 TABLE = "mastra_messages"
-THREADS = "mastra_threads"
 
 ORDER_FIELDS = ("createdAt", "created_at")
 
@@ -139,41 +136,10 @@ class Messages(Domain):
         return models
 
     async def _save(self, models: builtins.list[Message], moved_from: Iterable[str]) -> None:
-        """Save ``models``; the stock path also touches ``moved_from``, the threads that
-        messages left (our handler finds those itself)."""
+        """Save ``models``; ``moved_from`` are the threads that messages left."""
         rows = [message_row(message, i) for i, message in enumerate(models)]
-        if not rows:
-            return
-        info = await self._dispatcher.info()
-        if not info.is_stock:
-            for batch in chunks(rows, info):
-                await self._dispatcher.call(
-                    "saveMessages", None, messages=batch, threadUpdatedAt=now_iso()
-                )
-            return
-        # Upstream's batchInsert takes messages for any thread id. Touching each thread first
-        # (patch answers false for a missing one) refuses the batch before a message is written.
-        missing = await self._touch_stock(row["thread_id"] for row in rows)
-        if missing:
-            raise NotFoundError(
-                f"thread {missing[0]!r} not found; no message of this batch was written",
-                op="batchInsert",
-                table=THREADS,
-            )
-        for batch in chunks(rows, info):
-            await self._dispatcher.call("batchInsert", TABLE, records=batch)
-        await self._touch_stock(moved_from)
-
-    async def _touch_stock(self, thread_ids: Iterable[str]) -> builtins.list[str]:
-        """Move ``updatedAt`` of these threads to now, as our handler does in its own calls;
-        the ids of those that do not exist."""
-        now = now_iso()
-        missing = []
-        for thread_id in dict.fromkeys(thread_ids):
-            record = {"updatedAt": now}
-            if not await self._dispatcher.call("patch", THREADS, id=thread_id, record=record):
-                missing.append(thread_id)
-        return missing
+        if rows:
+            await (await self._handler()).save_messages(rows, list(moved_from))
 
     async def list(
         self,
@@ -330,45 +296,7 @@ class Messages(Domain):
     ) -> builtins.list[dict[str, Any]]:
         if not includes:
             return []
-        if await self._ours():
-            rows: builtins.list[dict[str, Any]] = []
-            step = (await self._dispatcher.info()).limit("windowItems")
-            for start in range(0, len(includes), step):
-                rows += await self._dispatcher.call(
-                    "messageWindow",
-                    None,
-                    items=[
-                        {
-                            "id": item.id,
-                            "before": item.with_previous_messages,
-                            "after": item.with_next_messages,
-                        }
-                        for item in includes[start : start + step]
-                    ],
-                    resourceId=resource_id,
-                )
-            return rows
-        # Stock handler: read each target's thread and cut the window in memory.
-        out: builtins.list[dict[str, Any]] = []
-        for item in includes:
-            targets = await self._dispatcher.call("loadMany", TABLE, ids=[item.id])
-            if not targets or (
-                resource_id is not None and targets[0].get("resourceId") != resource_id
-            ):
-                continue
-            eq: tuple[tuple[str, Any], ...] = (("thread_id", targets[0]["thread_id"]),)
-            query = IndexQuery(
-                table=TABLE, index="by_thread_created", sort_field="createdAt", eq=eq
-            )
-            thread, _ = await self._rows.slice(query, offset=0, limit=None, descending=False)
-            thread = [
-                row for row in thread if resource_id is None or row.get("resourceId") == resource_id
-            ]
-            at = next(i for i, row in enumerate(thread) if row["id"] == item.id)
-            out += thread[
-                max(0, at - item.with_previous_messages) : at + item.with_next_messages + 1
-            ]
-        return out
+        return await (await self._handler()).message_windows(includes, resource_id)
 
     async def get_many(self, ids: Iterable[str]) -> builtins.list[Message]:
         """The messages with these ids that exist, in the order asked for."""
@@ -415,24 +343,7 @@ class Messages(Domain):
         PartialWriteError lists the ids deleted and those not.
         """
         wanted = check_ids(ids, "ids")
-        info = await self._dispatcher.info()
-        if not info.is_stock:
-
-            async def delete(batch: builtins.list[str]) -> None:
-                await self._dispatcher.call("deleteMessages", None, ids=batch, updatedAt=now_iso())
-
-            await in_chunks(wanted, info.load_many, "messages.delete", delete)
-            return
-        # Upstream's deleteMany leaves threads alone: read which threads lose messages first.
-        threads: builtins.list[str] = []
-
-        async def delete_stock(batch: builtins.list[str]) -> None:
-            rows = await self._dispatcher.call("loadMany", TABLE, ids=batch)
-            threads.extend(row["thread_id"] for row in rows or ())
-            await self._dispatcher.call("deleteMany", TABLE, ids=batch)
-
-        await in_chunks(wanted, info.load_many, "messages.delete", delete_stock)
-        await self._touch_stock(threads)
+        await (await self._handler()).delete_messages(wanted)
 
     async def iter(
         self,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._codec import check_document_size, decode_json, json_arg, parse_time, to_iso
+from .._codec import check_document_size, decode_json, json_arg, to_iso
 from .._errors import ValidationError
 from .._models import Resource, coerce
-from ._base import Domain, check_id, no_extras, now_iso, stock_mergeable, strip_system
+from ._base import Domain, check_id, no_extras, strip_system
 
 __all__ = ["Resources"]
 
@@ -22,6 +22,18 @@ def resource_from_row(row: Mapping[str, Any]) -> Resource:
     return Resource.model_validate(
         {**fields, "metadata": metadata if isinstance(metadata, dict) else None}
     )
+
+
+def resource_record(model: Resource) -> dict[str, Any]:
+    """A Resource as the stored record @mastra/convex writes; checks fields and size first."""
+    no_extras(model, "resource")
+    record = model.to_mastra()
+    record["metadata"] = json_arg(model.metadata or {}, "resource.metadata")
+    record["createdAt"] = to_iso(model.created_at)
+    record["updatedAt"] = to_iso(model.updated_at)
+    # The handler checks the size too, but a record far over it could not even be sent.
+    check_document_size(model.id, record)
+    return record
 
 
 class Resources(Domain):
@@ -39,14 +51,7 @@ class Resources(Domain):
         check_id(model.id, "resource.id")  # reads refuse blank ids: it could never be read
         if model.metadata is None:
             model = model.model_copy(update={"metadata": {}})  # stored as {}, as upstream does
-        no_extras(model, "resource")
-        record = model.to_mastra()
-        record["metadata"] = json_arg(model.metadata or {}, "resource.metadata")
-        record["createdAt"] = to_iso(model.created_at)
-        record["updatedAt"] = to_iso(model.updated_at)
-        # The handler checks the size too, but a record far over it could not even be sent.
-        check_document_size(model.id, record)
-        await self._dispatcher.call("insert", TABLE, record=record)
+        await self._dispatcher.call("insert", TABLE, record=resource_record(model))
         return model
 
     async def update(
@@ -68,24 +73,7 @@ class Resources(Domain):
         update = json_arg(dict(metadata), "metadata") if metadata is not None else None
         # What is sent alone may be too large already (the merge can only add to it).
         check_document_size(resource_id, {"workingMemory": working_memory, "metadata": update})
-        now = now_iso()
-        if not await self._ours():
-            current = await self.get(resource_id)
-            merged = {**((current.metadata if current else None) or {}), **(metadata or {})}
-            if current is not None and not stock_mergeable(merged):
-                # The stock handler stores merged metadata verbatim; write the resource back
-                # whole with its metadata as JSON text instead (not atomic, unlike ours).
-                changes: dict[str, Any] = {"metadata": merged, "updated_at": parse_time(now)}
-                if working_memory is not None:
-                    changes["working_memory"] = working_memory
-                return await self.save(current.model_copy(update=changes))
-        row = await self._dispatcher.call(
-            "updateResource",
-            TABLE,
-            resourceId=resource_id,
-            workingMemory=working_memory,
-            metadata=update,
-            createdAt=now,
-            updatedAt=now,
+        handler = await self._handler()
+        return resource_from_row(
+            await handler.update_resource(resource_id, working_memory, metadata, update)
         )
-        return resource_from_row(row)

@@ -133,7 +133,7 @@ class Scorers(Domain):
             if existing:
                 created = parse_time(existing["createdAt"])
         model = model.model_copy(update={"created_at": created, "updated_at": now})
-        record = score_record(model, clear_missing=await self._ours())
+        record = (await self._handler()).score_record(model)
         await self._dispatcher.call("insert", TABLE, record=record)
         return model
 

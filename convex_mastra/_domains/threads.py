@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -22,20 +22,16 @@ from ._base import (
     check_scalar_filter,
     no_extras,
     now_iso,
-    stock_mergeable,
     strip_system,
 )
 
 if TYPE_CHECKING:
+    from .._handlers import HandlerChoice
     from .messages import Messages
 
 __all__ = ["ThreadClone", "Threads"]
 
-_ONE_MS = timedelta(milliseconds=1)
-
 TABLE = "mastra_threads"
-DELETE_BATCH = 500
-"""Messages one deleteThread call removes; small enough for Convex's per-transaction limits."""
 
 ORDER_FIELDS = {
     "createdAt": "createdAt",
@@ -87,8 +83,8 @@ def thread_record(thread: Thread) -> dict[str, Any]:
 class Threads(Domain):
     """Threads: save, get, list, update, delete and clone."""
 
-    def __init__(self, dispatcher: Any, messages: Messages) -> None:
-        super().__init__(dispatcher)
+    def __init__(self, dispatcher: Any, handlers: HandlerChoice, messages: Messages) -> None:
+        super().__init__(dispatcher, handlers)
         self._messages = messages
 
     async def save(self, thread: Thread | Mapping[str, Any]) -> Thread:
@@ -163,48 +159,11 @@ class Threads(Domain):
         update = json_arg(dict(metadata), "metadata") if metadata is not None else None
         # What is sent alone may be too large already (the merge can only add to it).
         check_document_size(thread_id, {"title": title or "", "metadata": update})
-        if await self._ours():
-            row = await self._dispatcher.call(
-                "updateThread",
-                TABLE,
-                id=thread_id,
-                title=title,
-                metadata=update,
-                updatedAt=now_iso(),
-            )
-        else:
-            row = await self._stock_update(thread_id, title, metadata)
+        handler = await self._handler()
+        row = await handler.update_thread(thread_id, title, metadata, update)
         if not row:
             raise NotFoundError(f"thread {thread_id!r} not found", op="updateThread", table=TABLE)
         return thread_from_row(row)
-
-    async def _stock_update(
-        self, thread_id: str, title: str | None, metadata: Mapping[str, Any] | None
-    ) -> Any:
-        # The stock handler blanks an omitted title and stores merged metadata verbatim, so
-        # send the current title, and when the merge holds keys Convex refuses, write the
-        # merged thread back whole with its metadata as JSON text (not atomic, unlike ours).
-        row = await self._dispatcher.call("load", TABLE, keys={"id": thread_id})
-        if not row:
-            return None
-        # As our handler does: never at or before the stored value (say, one set in the future).
-        updated_at = to_iso(max(parse_time(now_iso()), parse_time(row["updatedAt"]) + _ONE_MS))
-        merged = {**(decode_json(row.get("metadata")) or {}), **(metadata or {})}
-        if stock_mergeable(merged):
-            return await self._dispatcher.call(
-                "updateThread",
-                TABLE,
-                id=thread_id,
-                title=row.get("title", "") if title is None else title,
-                metadata=dict(metadata) if metadata is not None else None,
-                updatedAt=updated_at,
-            )
-        thread = thread_from_row(row).model_copy(
-            update={"metadata": merged, "updated_at": parse_time(updated_at)}
-            | ({"title": title} if title is not None else {})
-        )
-        await self._dispatcher.call("insert", TABLE, record=thread_record(thread))
-        return {**row, **thread_record(thread)}
 
     async def delete(self, thread_id: str) -> None:
         """Delete the thread and all its messages (in bounded batches for huge threads).
@@ -213,14 +172,7 @@ class Threads(Domain):
         interrupted delete leaves a consistent, smaller thread; calling again finishes it.
         """
         check_id(thread_id, "thread_id")
-        if await self._ours():
-            await self._dispatcher.drain(
-                "deleteThread", TABLE, threadId=thread_id, batchSize=DELETE_BATCH
-            )
-            return
-        ids = [message.id async for message in self._messages.iter(thread_id)]
-        await self._messages.delete(ids)
-        await self._dispatcher.call("deleteMany", TABLE, ids=[thread_id])
+        await (await self._handler()).delete_thread(thread_id)
 
     async def clone(
         self,

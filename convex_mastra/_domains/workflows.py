@@ -13,9 +13,9 @@ import orjson
 from pydantic.alias_generators import to_camel
 
 from .._codec import check_document_size, decode_json, json_text, parse_time, to_iso
-from .._errors import NotFoundError, StorageOperationError, ValidationError
+from .._errors import StorageOperationError, ValidationError
 from .._models import Page, WorkflowRun, WorkflowSnapshot, coerce
-from .._paging import IndexQuery, Match, check_paging
+from .._paging import IndexQuery, check_paging
 from ._base import Domain, check_id, now_iso
 
 __all__ = ["Workflows"]
@@ -236,28 +236,8 @@ class Workflows(Domain):
             bounds["gte"] = to_iso(from_date)
         if to_date is not None:
             bounds["lte"] = to_iso(to_date)
-        ours = await self._ours()
-        eq: list[tuple[str, Any]] = []
-        if workflow_name is not None:
-            eq.append(("workflow_name", workflow_name))
-        if resource_id is not None:
-            eq.append(("resourceId", resource_id))
-        # Ours keeps the snapshot's status in its own indexed column; the stock handler's rows
-        # have none, so there the status is read from the snapshot while paging in memory.
-        if status is not None and ours:
-            eq.append(("status", status))
-        index = INDEXES[
-            (workflow_name is not None, resource_id is not None, status is not None and ours)
-        ]
-        by_snapshot = status is not None and not ours
-        query = IndexQuery(
-            table=TABLE,
-            index=index,
-            sort_field="createdAt",
-            eq=tuple(eq),
-            range=bounds or None,
-            match=Match("snapshot", {"status": status}) if by_snapshot else None,
-        )
+        handler = await self._handler()
+        query = handler.runs_query(workflow_name, resource_id, status, bounds or None)
         return await self._rows.page(
             query, run_from_row, page=page, per_page=per_page, descending=True
         )
@@ -362,21 +342,8 @@ class Workflows(Domain):
         opts = snapshot_keys(changes)
         if not opts:
             raise ValidationError("update_state needs at least one field to set", field="changes")
-        if await self._ours():
-            if statuses is not None:
-                opts["expectedStatus"] = statuses
-        elif statuses is not None:
-            current = await self.load_snapshot(workflow_name, run_id)
-            if current is None or current.status not in statuses:
-                return None
-        try:
-            merged = await self._dispatcher.call(
-                "mergeWorkflowState",
-                TABLE,
-                workflowName=workflow_name,
-                runId=run_id,
-                opts=json_text(opts, "changes"),
-            )
-        except NotFoundError:
+        handler = await self._handler()
+        merged = await handler.merge_workflow_state(workflow_name, run_id, opts, statuses)
+        if merged is None:
             return None
         return snapshot_from_stored(merged)

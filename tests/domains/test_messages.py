@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from convex_mastra import (
     RecordTooLargeError,
     ValidationError,
 )
-from tests.domains.conftest import is_stock
+from tests.conftest import redeclare
 from tests.domains.test_threads import T0, message, thread
 
 
@@ -353,13 +352,15 @@ async def test_iter_walks_a_thread_one_page_at_a_time(any_store: ConvexStore, ui
     assert backward == forward[::-1]
 
 
-async def test_messages_of_a_stock_deployment_have_no_last_message_at(
+async def test_last_message_at_is_kept_where_the_handler_declares_it(
     any_store: ConvexStore, uid: str
 ) -> None:
     thread_id = await seed(any_store, uid, 2)
     got = await any_store.threads.get(thread_id)
     assert got is not None
-    assert (got.last_message_at is None) == await is_stock(any_store)
+    assert (got.last_message_at is not None) == (
+        "last_message_at" in await any_store.capabilities()
+    )
 
 
 async def test_many_ids_and_moves_on_either_handler(any_store: ConvexStore, uid: str) -> None:
@@ -412,9 +413,7 @@ async def test_a_delete_failing_midway_says_which_ids_were_deleted(
     monkeypatch.setattr(dispatcher, "call", third_delete_fails)
     info = await any_store.handler_info()
     # Ten ids a call on either handler: a handler declaring loadManyIds 10 gets chunks of 10.
-    monkeypatch.setattr(
-        dispatcher, "_info", replace(info, limits={**info.limits, "loadManyIds": 10})
-    )
+    await redeclare(any_store, limits={**info.limits, "loadManyIds": 10})
     with pytest.raises(PartialWriteError) as raised:
         await any_store.messages.delete(wanted)
     error = raised.value
@@ -422,6 +421,7 @@ async def test_a_delete_failing_midway_says_which_ids_were_deleted(
     assert isinstance(error.__cause__, DeploymentUnavailable)
     assert "20 of 25" in str(error) and repr(wanted[20]) in str(error)
     monkeypatch.undo()
+    await redeclare(any_store, limits=info.limits)
     assert step == (await any_store.handler_info()).load_many
     left = [m.id for m in await any_store.messages.get_many(wanted)]
     assert left == error.not_done  # exactly the ids it says were not deleted are still there

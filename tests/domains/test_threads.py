@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from convex_mastra import ConvexStore, NotFoundError, Thread, ValidationError
+from convex_mastra._handlers import CAPABILITIES
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp
 from tests.domains.conftest import is_stock
@@ -305,6 +306,8 @@ async def test_stock_handler_is_detected(any_store: ConvexStore) -> None:
     info = await any_store.handler_info()
     assert info.is_stock == await is_stock(any_store)
     assert info.supports("pageByIndex") != info.is_stock
+    # Capabilities are declared by the handler the store chose: all of them, or none.
+    assert await any_store.capabilities() == (frozenset() if info.is_stock else CAPABILITIES)
 
 
 async def test_the_stock_handler_is_named_once_with_its_row_limit(

@@ -1,0 +1,241 @@
+"""Upstream's stock @mastra/convex handler: the same operations, with what its protocol allows.
+
+Every fallback of the domains for the stock handler lives here (the pager's and the cache's are
+still in ``_paging.py`` and ``_cache.py``). Results are the
+same as on convex-mastra's handler except where a capability is missing (``capabilities`` is
+empty): merges that Convex cannot store are written back whole (not atomically), saves and
+deletes touch each thread in a call of its own, and no ``lastMessageAt`` is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from ._codec import decode_json, parse_time, to_iso
+from ._domains._base import in_chunks, now_iso, stock_mergeable
+from ._domains.documents import encode_record
+from ._domains.messages import Include, chunks
+from ._domains.resources import resource_from_row, resource_record
+from ._domains.scorers import score_record
+from ._domains.threads import thread_from_row, thread_record
+from ._domains.workflows import TABLE as WORKFLOWS
+from ._domains.workflows import snapshot_from_stored
+from ._errors import NotFoundError
+from ._handlers import MESSAGES, RESOURCES, THREADS, Handler
+from ._models import Score
+from ._paging import IndexQuery, Match
+
+__all__ = ["StockHandler"]
+
+# Named as before the move here: configuration.md documents it.
+logger = logging.getLogger("convex_mastra.documents")
+
+_ONE_MS = timedelta(milliseconds=1)
+
+
+class StockHandler(Handler):
+    """Memory operations on upstream's handler, which has no ops of convex-mastra's own."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def save_messages(self, rows: list[dict[str, Any]], moved_from: list[str]) -> None:
+        """Upstream's batchInsert takes messages for any thread id. Touching each thread first
+        (patch answers false for a missing one) refuses the batch before a message is written;
+        the threads messages left are touched after."""
+        missing = await self._touch(row["thread_id"] for row in rows)
+        if missing:
+            raise NotFoundError(
+                f"thread {missing[0]!r} not found; no message of this batch was written",
+                op="batchInsert",
+                table=THREADS,
+            )
+        for batch in chunks(rows, self.info):
+            await self._dispatcher.call("batchInsert", MESSAGES, records=batch)
+        await self._touch(moved_from)
+
+    async def delete_messages(self, ids: list[str]) -> None:
+        """Upstream's deleteMany leaves threads alone: read which threads lose messages first,
+        then move their ``updatedAt``."""
+        threads: list[str] = []
+
+        async def delete(batch: list[str]) -> None:
+            rows = await self._dispatcher.call("loadMany", MESSAGES, ids=batch)
+            threads.extend(row["thread_id"] for row in rows or ())
+            await self._dispatcher.call("deleteMany", MESSAGES, ids=batch)
+
+        await in_chunks(ids, self.info.load_many, "messages.delete", delete)
+        await self._touch(threads)
+
+    async def message_windows(
+        self, includes: list[Include], resource_id: str | None
+    ) -> list[dict[str, Any]]:
+        """Read each target's thread and cut the window in memory."""
+        out: list[dict[str, Any]] = []
+        for item in includes:
+            targets = await self._dispatcher.call("loadMany", MESSAGES, ids=[item.id])
+            if not targets or (
+                resource_id is not None and targets[0].get("resourceId") != resource_id
+            ):
+                continue
+            query = IndexQuery(
+                table=MESSAGES,
+                index="by_thread_created",
+                sort_field="createdAt",
+                eq=(("thread_id", targets[0]["thread_id"]),),
+            )
+            thread, _ = await self._rows.slice(query, offset=0, limit=None, descending=False)
+            thread = [
+                row for row in thread if resource_id is None or row.get("resourceId") == resource_id
+            ]
+            at = next(i for i, row in enumerate(thread) if row["id"] == item.id)
+            out += thread[
+                max(0, at - item.with_previous_messages) : at + item.with_next_messages + 1
+            ]
+        return out
+
+    async def _touch(self, thread_ids: Any) -> list[str]:
+        """Move ``updatedAt`` of these threads to now; the ids of those that do not exist."""
+        now = now_iso()
+        missing = []
+        for thread_id in dict.fromkeys(thread_ids):
+            record = {"updatedAt": now}
+            if not await self._dispatcher.call("patch", THREADS, id=thread_id, record=record):
+                missing.append(thread_id)
+        return missing
+
+    # -- threads -------------------------------------------------------------------------------
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        title: str | None,
+        metadata: Mapping[str, Any] | None,
+        encoded: Any,
+    ) -> Mapping[str, Any] | None:
+        """Upstream blanks an omitted title and stores merged metadata verbatim, so send the
+        current title, and when the merge holds keys Convex refuses, write the merged thread
+        back whole with its metadata as JSON text (not atomic, unlike ours)."""
+        row = await self._dispatcher.call("load", THREADS, keys={"id": thread_id})
+        if not row:
+            return None
+        # As our handler does: never at or before the stored value (say, one set in the future).
+        updated_at = to_iso(max(parse_time(now_iso()), parse_time(row["updatedAt"]) + _ONE_MS))
+        merged = {**(decode_json(row.get("metadata")) or {}), **(metadata or {})}
+        if stock_mergeable(merged):
+            stored: Mapping[str, Any] = await self._dispatcher.call(
+                "updateThread",
+                THREADS,
+                id=thread_id,
+                title=row.get("title", "") if title is None else title,
+                metadata=dict(metadata) if metadata is not None else None,
+                updatedAt=updated_at,
+            )
+            return stored
+        thread = thread_from_row(row).model_copy(
+            update={"metadata": merged, "updated_at": parse_time(updated_at)}
+            | ({"title": title} if title is not None else {})
+        )
+        await self._dispatcher.call("insert", THREADS, record=thread_record(thread))
+        return {**row, **thread_record(thread)}
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Messages first (as messages.delete deletes them), then the thread."""
+        query = IndexQuery(
+            table=MESSAGES,
+            index="by_thread_created",
+            sort_field="createdAt",
+            eq=(("thread_id", thread_id),),
+        )
+        ids = [
+            row["id"]
+            async for rows in self._rows.iterate(query, descending=False, page_size=100)
+            for row in rows
+        ]
+        await self.delete_messages(ids)
+        await self._dispatcher.call("deleteMany", THREADS, ids=[thread_id])
+
+    # -- resources -----------------------------------------------------------------------------
+
+    async def update_resource(
+        self,
+        resource_id: str,
+        working_memory: str | None,
+        metadata: Mapping[str, Any] | None,
+        encoded: Any,
+    ) -> Mapping[str, Any]:
+        """Upstream stores merged metadata verbatim: when the merge holds keys Convex refuses,
+        write the resource back whole with its metadata as JSON text (not atomic, unlike
+        ours)."""
+        row = await self._dispatcher.call("load", RESOURCES, keys={"id": resource_id})
+        current = resource_from_row(row) if row else None
+        merged = {**((current.metadata if current else None) or {}), **(metadata or {})}
+        if current is None or stock_mergeable(merged):
+            return await super().update_resource(resource_id, working_memory, metadata, encoded)
+        changes: dict[str, Any] = {"metadata": merged, "updated_at": parse_time(now_iso())}
+        if working_memory is not None:
+            changes["working_memory"] = working_memory
+        record = resource_record(current.model_copy(update=changes))
+        await self._dispatcher.call("insert", RESOURCES, record=record)
+        return record
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def runs_query(
+        self,
+        workflow_name: str | None,
+        resource_id: str | None,
+        status: str | None,
+        bounds: Mapping[str, str] | None,
+    ) -> IndexQuery:
+        """Upstream's rows keep no status column: the status is read from the snapshot while
+        paging in memory."""
+        query = super().runs_query(workflow_name, resource_id, None, bounds)
+        if status is None:
+            return query
+        return dataclasses.replace(query, match=Match("snapshot", {"status": status}))
+
+    async def merge_workflow_state(
+        self, workflow_name: str, run_id: str, opts: dict[str, Any], statuses: list[str] | None
+    ) -> Any:
+        """Upstream has no status guard: the status is checked by a read first (not atomic)."""
+        if statuses is not None:
+            row = await self._dispatcher.call(
+                "load", WORKFLOWS, keys={"workflow_name": workflow_name, "run_id": run_id}
+            )
+            current = snapshot_from_stored(row.get("snapshot")) if row else None
+            if current is None or current.status not in statuses:
+                return None
+        return await super().merge_workflow_state(workflow_name, run_id, opts, None)
+
+    # -- scores and documents ------------------------------------------------------------------
+
+    def score_record(self, score: Score) -> dict[str, Any]:
+        """Upstream refuses nulls in optional columns, so absent ones are left out."""
+        return score_record(score, clear_missing=False)
+
+    def encode_document(self, table: str, record: Any, where: str) -> tuple[str, Any]:
+        """Upstream stores records as they are, so keys Convex refuses are refused here."""
+        return encode_record(table, record, where, json_text=False)
+
+    async def query_documents(
+        self, table: str, clauses: list[dict[str, Any]], limit: int | None
+    ) -> list[Any]:
+        """One call, which upstream caps at 10,000 records (a warning says when it did)."""
+        rows: list[Any] = await self._dispatcher.call(
+            "queryTable", table, filters=clauses, limit=limit
+        )
+        cap = self.info.limit("queryTableRows")
+        if limit is None and len(rows) >= cap:
+            logger.warning(
+                "the stock @mastra/convex handler returned its cap of %d records of %s; "
+                "records may be missing. Deploy convex-mastra's functions to read them all.",
+                cap,
+                table,
+            )
+        return rows

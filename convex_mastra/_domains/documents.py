@@ -8,7 +8,6 @@ table are refused here: writing them through this domain would land in that type
 from __future__ import annotations
 
 import builtins
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,7 +19,6 @@ from ._base import Domain, check_id, check_ids, check_scalar_filter, in_chunks
 
 __all__ = ["RESERVED_TABLES", "Documents"]
 
-logger = logging.getLogger("convex_mastra.documents")
 
 RESERVED_TABLES = frozenset(
     {

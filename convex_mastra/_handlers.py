@@ -6,8 +6,8 @@ upstream's stock @mastra/convex handler with what its protocol allows. A domain 
 input, calls one operation, and never asks which handler runs; what a handler can do is declared
 in ``capabilities``, not sniffed.
 
-Every domain goes through here where the handlers differ; the pager (``_paging.Rows``) and the
-cache (``_cache.py``) still choose inline.
+Every domain and listing goes through here where the handlers differ; the cache (``_cache.py``)
+still chooses inline.
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ class Handler:
     """convex-mastra's handler: memory operations, each as its own call."""
 
     capabilities: ClassVar[frozenset[str]] = CAPABILITIES
+    rows_class: ClassVar[type[Rows]] = Rows
 
     def __init__(self, dispatcher: Dispatcher, info: HandlerInfo) -> None:
         self._dispatcher = dispatcher
         self.info = info
-        self._rows = Rows(dispatcher)
+        self.rows = self.rows_class(dispatcher)
+        """Counts, windows and pages of listings on this handler."""
 
     # -- messages ------------------------------------------------------------------------------
 

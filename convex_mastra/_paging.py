@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._codec import decode_json
 from ._dispatch import MAX_CALLS, Dispatcher
 from ._errors import BatchLimitError, StorageOperationError, ValidationError
 from ._models import Page
@@ -98,15 +97,15 @@ def sort_key(sort_field: str) -> Any:
 
 
 class Rows:
-    """Counts, windows and iterations over an IndexQuery, on whichever handler is deployed."""
+    """Counts, windows and iterations over an IndexQuery, read through indexes on the server.
+
+    ``StockRows`` (``_stock.py``) answers the same on upstream's handler from one fetch.
+    """
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         self._warned_stale: set[str] = set()  # tables already named in a warning
         self._warned_unranked: set[str] = set()
-
-    async def _indexed(self) -> bool:
-        return (await self._dispatcher.info()).supports("pageByIndex")
 
     async def _limit(self, name: str) -> int:
         """The handler's bound ``name``: ``pageItems`` (rows one call returns), ``scanRows``
@@ -115,8 +114,6 @@ class Rows:
 
     async def count(self, query: IndexQuery) -> int:
         """How many rows ``query`` matches."""
-        if not await self._indexed():
-            return len(await self._stock_rows(query))
         if query.range and await self._rankable(query):
             ranked = await self._by_rank(query, offset=0, limit=0, descending=False)
             if ranked is not None:
@@ -166,12 +163,8 @@ class Rows:
     ) -> tuple[list[dict[str, Any]], int]:
         """Rows ``offset .. offset + limit`` (as :meth:`window`) and the total they come from.
 
-        The stock handler answers both from one fetch of every matching row; ours counts, then
-        reads only the window.
+        Counts, then reads only the window (or both from a rank tree in one call).
         """
-        if not await self._indexed():
-            rows = await self._stock_sorted(query, descending)
-            return rows[offset : None if limit is None else offset + limit], len(rows)
         if limit is not None and await self._rankable(query):
             ranked = await self._by_rank(query, offset=offset, limit=limit, descending=descending)
             if ranked is not None:
@@ -191,9 +184,6 @@ class Rows:
         """
         if limit == 0 or offset >= total:
             return []
-        if not await self._indexed():
-            rows = await self._stock_sorted(query, descending)
-            return rows[offset : None if limit is None else offset + limit]
         end = total if limit is None else min(total, offset + limit)
         from_far_end = total - end < offset
         if from_far_end:
@@ -209,11 +199,6 @@ class Rows:
         self, query: IndexQuery, *, descending: bool, page_size: int
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every row of ``query`` in pages of at most ``page_size``, holding one page at a time."""
-        if not await self._indexed():
-            rows = await self._stock_sorted(query, descending)
-            for start in range(0, len(rows), page_size):
-                yield rows[start : start + page_size]
-            return
         if query.match is not None:
             take = await self._limit("pageItems")
             async for reply in self._scans(query, descending=descending, skip=0, take=take):
@@ -353,68 +338,9 @@ class Rows:
             cursor = reply["continueCursor"]
         raise _too_many(query)
 
-    async def _stock_sorted(self, query: IndexQuery, descending: bool) -> list[dict[str, Any]]:
-        rows = await self._stock_rows(query)
-        return sorted(rows, key=sort_key(query.sort_field), reverse=descending)
-
-    async def _stock_rows(self, query: IndexQuery) -> list[dict[str, Any]]:
-        filters = [{"field": name, "value": value} for name, value in (*query.eq, *query.filters)]
-        rows: Sequence[dict[str, Any]] = await self._dispatcher.call(
-            "queryTable", query.table, filters=filters
-        )
-        cap = await self._limit("queryTableRows")
-        if len(rows) >= cap:
-            logger.warning(
-                "the stock @mastra/convex handler returned its cap of %d rows of %s; listings "
-                "and totals may be missing rows. Deploy convex-mastra's functions for indexed "
-                "paging.",
-                cap,
-                query.table,
-            )
-        out = []
-        for row in rows:
-            value = row.get(query.sort_field)
-            if query.range and not _in_range(value, query.range):
-                continue
-            if query.match is not None and not _matches(row, query.match):
-                continue
-            out.append(row)
-        return out
-
 
 def _count_args(query: IndexQuery) -> dict[str, Any]:
     return {"eq": [{"field": name, "value": value} for name, value in query.eq]}
-
-
-def _in_range(value: Any, bounds: Mapping[str, Any]) -> bool:
-    if value is None:
-        return False
-    checks = {
-        "gt": lambda bound: value > bound,
-        "gte": lambda bound: value >= bound,
-        "lt": lambda bound: value < bound,
-        "lte": lambda bound: value <= bound,
-    }
-    return all(checks[name](bound) for name, bound in bounds.items())
-
-
-def _matches(row: Mapping[str, Any], match: Match) -> bool:
-    value = decode_json(row.get(match.field))
-    for part in match.path:
-        value = decode_json(value.get(part)) if isinstance(value, dict) else None
-    if not isinstance(value, dict):
-        return False
-    return all(
-        key in value and _same_scalar(value[key], expected)
-        for key, expected in match.equals.items()
-    )
-
-
-def _same_scalar(stored: Any, expected: Any) -> bool:
-    # JavaScript's ===: numbers equal across int and float, but never a bool or a string.
-    if isinstance(stored, bool) or isinstance(expected, bool):
-        return stored is expected
-    return bool(stored == expected) and isinstance(stored, str) == isinstance(expected, str)
 
 
 def _too_many(query: IndexQuery) -> BatchLimitError:

@@ -1,7 +1,7 @@
 """Upstream's stock @mastra/convex handler: the same operations, with what its protocol allows.
 
-Every fallback of the domains for the stock handler lives here (the pager's and the cache's are
-still in ``_paging.py`` and ``_cache.py``). Results are the
+Every fallback of the domains and listings for the stock handler lives here (the cache's is still
+in ``_cache.py``). Results are the
 same as on convex-mastra's handler except where a capability is missing (``capabilities`` is
 empty): merges that Convex cannot store are written back whole (not atomically), saves and
 deletes touch each thread in a call of its own, and no ``lastMessageAt`` is kept.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -27,20 +27,114 @@ from ._domains.workflows import snapshot_from_stored
 from ._errors import NotFoundError
 from ._handlers import MESSAGES, RESOURCES, THREADS, Handler
 from ._models import Score
-from ._paging import IndexQuery, Match
+from ._paging import IndexQuery, Match, Rows, sort_key
 
 __all__ = ["StockHandler"]
 
 # Named as before the move here: configuration.md documents it.
 logger = logging.getLogger("convex_mastra.documents")
+paging_logger = logging.getLogger("convex_mastra.paging")
 
 _ONE_MS = timedelta(milliseconds=1)
+
+
+class StockRows(Rows):
+    """Listings on upstream's handler: one queryTable call fetches every matching row (at most
+    10,000, with a warning), then counts, windows and pages are cut in memory."""
+
+    async def count(self, query: IndexQuery) -> int:
+        """How many rows ``query`` matches."""
+        return len(await self._stock_rows(query))
+
+    async def slice(
+        self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The window and its total, both from one fetch of every matching row."""
+        rows = await self._stock_sorted(query, descending)
+        return rows[offset : None if limit is None else offset + limit], len(rows)
+
+    async def window(
+        self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int
+    ) -> list[dict[str, Any]]:
+        """Rows ``offset .. offset + limit`` in index order (reversed when ``descending``)."""
+        if limit == 0 or offset >= total:
+            return []
+        rows = await self._stock_sorted(query, descending)
+        return rows[offset : None if limit is None else offset + limit]
+
+    async def iterate(
+        self, query: IndexQuery, *, descending: bool, page_size: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every row of ``query`` in pages of ``page_size``, from one fetch."""
+        rows = await self._stock_sorted(query, descending)
+        for start in range(0, len(rows), page_size):
+            yield rows[start : start + page_size]
+
+    async def _stock_sorted(self, query: IndexQuery, descending: bool) -> list[dict[str, Any]]:
+        rows = await self._stock_rows(query)
+        return sorted(rows, key=sort_key(query.sort_field), reverse=descending)
+
+    async def _stock_rows(self, query: IndexQuery) -> list[dict[str, Any]]:
+        filters = [{"field": name, "value": value} for name, value in (*query.eq, *query.filters)]
+        rows: Sequence[dict[str, Any]] = await self._dispatcher.call(
+            "queryTable", query.table, filters=filters
+        )
+        cap = await self._limit("queryTableRows")
+        if len(rows) >= cap:
+            paging_logger.warning(
+                "the stock @mastra/convex handler returned its cap of %d rows of %s; listings "
+                "and totals may be missing rows. Deploy convex-mastra's functions for indexed "
+                "paging.",
+                cap,
+                query.table,
+            )
+        out = []
+        for row in rows:
+            value = row.get(query.sort_field)
+            if query.range and not _in_range(value, query.range):
+                continue
+            if query.match is not None and not _matches(row, query.match):
+                continue
+            out.append(row)
+        return out
+
+
+def _in_range(value: Any, bounds: Mapping[str, Any]) -> bool:
+    if value is None:
+        return False
+    checks = {
+        "gt": lambda bound: value > bound,
+        "gte": lambda bound: value >= bound,
+        "lt": lambda bound: value < bound,
+        "lte": lambda bound: value <= bound,
+    }
+    return all(checks[name](bound) for name, bound in bounds.items())
+
+
+def _matches(row: Mapping[str, Any], match: Match) -> bool:
+    value = decode_json(row.get(match.field))
+    for part in match.path:
+        value = decode_json(value.get(part)) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return False
+    return all(
+        key in value and _same_scalar(value[key], expected)
+        for key, expected in match.equals.items()
+    )
+
+
+def _same_scalar(stored: Any, expected: Any) -> bool:
+    # JavaScript's ===: numbers equal across int and float, but never a bool or a string.
+    if isinstance(stored, bool) or isinstance(expected, bool):
+        return stored is expected
+    return bool(stored == expected) and isinstance(stored, str) == isinstance(expected, str)
 
 
 class StockHandler(Handler):
     """Memory operations on upstream's handler, which has no ops of convex-mastra's own."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    rows_class: ClassVar[type[Rows]] = StockRows
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -89,7 +183,7 @@ class StockHandler(Handler):
                 sort_field="createdAt",
                 eq=(("thread_id", targets[0]["thread_id"]),),
             )
-            thread, _ = await self._rows.slice(query, offset=0, limit=None, descending=False)
+            thread, _ = await self.rows.slice(query, offset=0, limit=None, descending=False)
             thread = [
                 row for row in thread if resource_id is None or row.get("resourceId") == resource_id
             ]
@@ -154,7 +248,7 @@ class StockHandler(Handler):
         )
         ids = [
             row["id"]
-            async for rows in self._rows.iterate(query, descending=False, page_size=100)
+            async for rows in self.rows.iterate(query, descending=False, page_size=100)
             for row in rows
         ]
         await self.delete_messages(ids)

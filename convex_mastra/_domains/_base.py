@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from .._codec import json_arg, to_iso
 from .._dispatch import Dispatcher
 from .._errors import ConvexMastraError, PartialWriteError, ValidationError
-from .._paging import Rows
 
 if TYPE_CHECKING:
     from .._handlers import Handler, HandlerChoice
+    from .._paging import Rows
 
 __all__ = [
     "Domain",
@@ -39,12 +39,15 @@ class Domain:
 
     def __init__(self, dispatcher: Dispatcher, handlers: HandlerChoice) -> None:
         self._dispatcher = dispatcher
-        self._rows = Rows(dispatcher)
         self._handlers = handlers
 
     async def _handler(self) -> Handler:
         """The deployed handler's operations (chosen once per store)."""
         return await self._handlers.get()
+
+    async def _rows(self) -> Rows:
+        """Listings on the deployed handler."""
+        return (await self._handlers.get()).rows
 
 
 async def in_chunks(

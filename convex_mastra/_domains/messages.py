@@ -275,8 +275,9 @@ class Messages(Domain):
         limit: int | None,
         descending: bool,
     ) -> tuple[builtins.list[dict[str, Any]], int]:
+        listings = await self._rows()
         if len(queries) == 1:
-            return await self._rows.slice(
+            return await listings.slice(
                 queries[0], offset=offset, limit=limit, descending=descending
             )
         # Several threads: the window can only contain each thread's first offset + limit rows
@@ -285,7 +286,7 @@ class Messages(Domain):
         merged: builtins.list[dict[str, Any]] = []
         total = 0
         for query in queries:
-            rows, count = await self._rows.slice(query, offset=0, limit=need, descending=descending)
+            rows, count = await listings.slice(query, offset=0, limit=need, descending=descending)
             merged += rows
             total += count
         merged.sort(key=sort_key("createdAt"), reverse=descending)
@@ -366,7 +367,7 @@ class Messages(Domain):
             eq=(("thread_id", thread_id),),
             range=dates.bounds(),
         )
-        async for rows in self._rows.iterate(
+        async for rows in (await self._rows()).iterate(
             query, descending=check_direction(direction), page_size=page_size
         ):
             for row in rows:

@@ -246,6 +246,6 @@ class Scorers(Domain):
             eq=tuple(eq),
             filters=tuple(filters),
         )
-        return await self._rows.page(
+        return await (await self._rows()).page(
             query, score_from_row, page=page, per_page=per_page, descending=True
         )

@@ -135,7 +135,7 @@ class Threads(Domain):
             eq=(("resourceId", resource_id),) if resource_id is not None else (),
             match=Match("metadata", equals) if equals else None,
         )
-        return await self._rows.page(
+        return await (await self._rows()).page(
             query, thread_from_row, page=page, per_page=per_page, descending=descending
         )
 

@@ -238,7 +238,7 @@ class Workflows(Domain):
             bounds["lte"] = to_iso(to_date)
         handler = await self._handler()
         query = handler.runs_query(workflow_name, resource_id, status, bounds or None)
-        return await self._rows.page(
+        return await (await self._rows()).page(
             query, run_from_row, page=page, per_page=per_page, descending=True
         )
 
@@ -259,7 +259,7 @@ class Workflows(Domain):
         )
         pages = cast(
             AsyncGenerator[list[dict[str, Any]], None],
-            self._rows.iterate(query, descending=True, page_size=1),
+            (await self._rows()).iterate(query, descending=True, page_size=1),
         )
         async with aclosing(pages):
             async for rows in pages:

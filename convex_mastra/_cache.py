@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from ._codec import MAX_DOCUMENT_BYTES, convex_value_problem, js_numbers, json_text
+from ._codec import MAX_DOCUMENT_BYTES, json_text
 from ._dispatch import MAX_CALLS, NULL, Dispatcher, HandlerInfo, batches
 from ._errors import (
     BatchLimitError,
@@ -44,20 +44,6 @@ DEFAULT_TTL = 300.0
 # document: field names, _id, _creationTime, kind, counter or index, expiresAt (about 160 bytes;
 # rounded up so a value this check lets through is never refused by the deployment).
 _ROW_OVERHEAD = 200
-
-
-# Upstream's listFromTo answers a whole range in one call. Ranges go in windows of this many
-# items; a window that fails (items so large it passes Convex's 16 MiB read or answer limit) is
-# read again in windows of STOCK_SAFE_WINDOW, which fit whatever the items are: 15 rows of at
-# most 1 MiB each, plus the key's row.
-STOCK_RANGE_WINDOW = 1000
-STOCK_SAFE_WINDOW = 15
-
-# Upstream's cleanup reads up to 104 rows in one call at worst: clear() takes 26 key rows and
-# an orphan item, deletes (so reads again) 24 of them, and then removes a list: its key row, 26
-# items, 25 of them read again to delete, and the key row again. Rows this small keep that
-# within Convex's 16 MiB read limit, so whatever this client writes can always be removed.
-STOCK_MAX_ROW_BYTES = 16 * 1024 * 1024 // 104
 
 
 _DEFAULT_MAX_CONCURRENCY = 16
@@ -125,7 +111,7 @@ class ConvexServerCache(Closable):
             allow_insecure_http=allow_insecure_http,
         )
         self._dispatcher = Dispatcher(self._transport, cache_function, probe_table=None)
-        self._stock: bool | None = None
+        self._chosen: CacheProtocol | None = None
         # The bound on calls per operation; tests lower it to reach the limit quickly.
         self._max_calls = MAX_CALLS
 
@@ -154,10 +140,7 @@ class ConvexServerCache(Closable):
         handler both read as None, as upstream's client reads them.)
         """
         full = self._key(key)
-        if await self._is_stock():
-            return js_numbers(await self._settle("get", "get", key, key=full))
-        text = await self._settle("get", "get", key, key=full, json=True, strict=True)
-        return None if text is None else _decode(text)
+        return await (await self._protocol()).get(key, full)
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` (JSON) at ``key``, replacing whatever was there.
@@ -167,15 +150,9 @@ class ConvexServerCache(Closable):
         full = self._key(key)
         expires_at = self._expires_at(ttl)
         text = self._encode(value, full, "value")
-        stock = await self._is_stock()
+        fields = (await self._protocol()).value_fields(value, text, key, "value")
         await self._settle(
-            "set",
-            "set",
-            key,
-            key=full,
-            keyPrefix=self.key_prefix,
-            **self._value_fields(value, text, key, "value", stock),
-            expiresAt=expires_at,
+            "set", "set", key, key=full, keyPrefix=self.key_prefix, **fields, expiresAt=expires_at
         )
 
     async def delete(self, key: str) -> None:
@@ -221,41 +198,7 @@ class ConvexServerCache(Closable):
         items = list(values)
         texts = [self._encode(value, full, f"values[{i}]") for i, value in enumerate(items)]
         expires_at = self._expires_at(None)
-        if await self._is_stock():
-            fields = [
-                self._value_fields(value, text, key, f"values[{i}]", True)
-                for i, (value, text) in enumerate(zip(items, texts, strict=True))
-            ]
-            for field in fields:
-                await self._settle(
-                    "listPush",
-                    "list_push_many",
-                    key,
-                    key=full,
-                    keyPrefix=self.key_prefix,
-                    **field,
-                    expiresAt=expires_at,
-                )
-            return
-        # At most 25 items and about 4 MiB per call (one item alone may be bigger).
-        # As many items and bytes per call as the handler takes (25 items, 4 MiB).
-        info = await self._dispatcher.info()
-        for chunk in batches(
-            texts,
-            max_items=info.limit("listItemsPerCall"),
-            max_bytes=info.limit("itemBytesPerCall"),
-            size=_utf8_length,
-        ):
-            await self._settle(
-                "listPushMany",
-                "list_push_many",
-                key,
-                key=full,
-                keyPrefix=self.key_prefix,
-                values=chunk,
-                json=True,
-                expiresAt=expires_at,
-            )
+        await (await self._protocol()).push(key, full, items, texts, expires_at)
 
     async def list_length(self, key: str) -> int:
         """Number of items in the list at ``key`` (0 when missing); a scalar raises."""
@@ -271,83 +214,7 @@ class ConvexServerCache(Closable):
         for name, index in (("start", start), ("stop", stop)):
             if isinstance(index, bool) or not isinstance(index, int):
                 raise ValidationError(f"{name} must be an int, not {index!r}", field=name)
-        if await self._is_stock():
-            return await self._stock_range(key, full, start, stop)
-        page_items = (await self._dispatcher.info()).limit("listItemsPerCall")
-        values: list[Any] = []
-        first, last = start, stop
-        for _ in range(self._max_calls):
-            reply = await self._dispatcher.send(
-                "listFromTo",
-                None,
-                key=full,
-                to=last,
-                maxItems=page_items,
-                json=True,
-                strict=True,
-                **{"from": first},
-                **self._now(),
-            )
-            values.extend(_decode(text) for text in _items(reply.result))
-            if not reply.has_more:
-                return values
-            # With `next` the handler pages on through the range (absolute indexes from here on);
-            # without it, it was reclaiming an expired list and the same request is repeated.
-            if reply.answer.get("next") is not None:
-                first, last = int(reply.answer["next"]), int(reply.answer["to"])
-        raise self._range_limit(key, start, stop, len(values))
-
-    async def _stock_range(self, key: str, full: str, start: int, stop: int) -> list[Any]:
-        """``list_range`` on upstream's handler, in windows of absolute indexes.
-
-        A short range of same-signed indexes is one call, as upstream's client makes it. Else
-        a negative start is made absolute from the list's length, and a negative stop is
-        applied at the end: windows run until one comes back short, then the last ``-stop - 1``
-        items are dropped.
-        """
-        asked = (start, stop)
-        window = STOCK_RANGE_WINDOW
-        calls = 0
-
-        async def read(first: int, last: int) -> list[Any]:
-            nonlocal calls
-            # Upstream answers hasMore while it reclaims an expired list: ask again.
-            while calls < self._max_calls:
-                calls += 1
-                reply = await self._dispatcher.send(
-                    "listFromTo", None, key=full, to=last, **{"from": first}
-                )
-                if not reply.has_more:
-                    return [js_numbers(value) for value in _items(reply.result)]
-            raise self._range_limit(key, *asked, 0)
-
-        if (start < 0) == (stop < 0) and stop - start < STOCK_SAFE_WINDOW:
-            return await read(start, stop)
-        if start < 0:
-            length = await self.list_length(key)
-            start = max(length + start, 0)
-            if stop < 0:
-                stop = length + stop
-        if 0 <= stop < start:
-            return []
-        values: list[Any] = []
-        first = start
-        while True:
-            last = first + window - 1 if stop < 0 else min(first + window - 1, stop)
-            try:
-                got = await read(first, last)
-            except FunctionError:
-                if window == STOCK_SAFE_WINDOW:
-                    raise
-                window = STOCK_SAFE_WINDOW
-                continue
-            values += got
-            if len(got) < last - first + 1 or last == stop:
-                break
-            if calls >= self._max_calls:
-                raise self._range_limit(key, *asked, len(values))
-            first = last + 1
-        return values if stop >= -1 else values[: max(0, len(values) + stop + 1)]
+        return await (await self._protocol()).range(key, full, start, stop)
 
     def _range_limit(self, key: str, start: int, stop: int, read: int) -> BatchLimitError:
         return BatchLimitError(
@@ -410,61 +277,38 @@ class ConvexServerCache(Closable):
             + _ROW_OVERHEAD
         )
 
-    async def _is_stock(self) -> bool:
-        """Whether the function is upstream's stock handler (else convex-mastra's).
+    async def _protocol(self) -> CacheProtocol:
+        """How to speak to the function: convex-mastra's handler, or upstream's stock one.
 
-        Asked once per cache, before the first operation. A handler that is neither (an older
+        Chosen once per cache, before the first operation. A handler that is neither (an older
         convex-mastra without ``listPushMany``) is refused.
         """
-        if self._stock is not None:
-            return self._stock
+        if self._chosen is not None:
+            return self._chosen
         info = await self._dispatcher.info()
         if info.is_stock:
+            from ._stock import StockCacheProtocol
+
             if self._clock is not None:
                 raise ConfigurationError(
                     f"{self._dispatcher.function} is the stock @mastra/convex cache handler, "
                     "which judges expiry by the server's clock only; clock= needs convex-mastra's "
                     "handler (convex/mastra/)."
                 )
+            self._chosen = StockCacheProtocol(self)
         elif not info.supports("listPushMany"):
             raise ConfigurationError(
                 f"{self._dispatcher.function} is the {info.name} cache handler, without the "
                 "operations ConvexServerCache needs. Deploy the functions in convex/mastra/ "
                 "(see convex/README.md); TypeScript clients keep working with them."
             )
-        self._stock = info.is_stock
-        return self._stock
-
-    def _value_fields(
-        self, value: Any, text: str, key: str, field: str, stock: bool
-    ) -> dict[str, Any]:
-        """The request fields that carry a value: its JSON text, or on the stock handler the
-        value itself, which Convex must accept as an argument."""
-        if not stock:
-            return {"value": text, "json": True}
-        size = self._row_size(text, self.key_prefix + key)
-        if size > STOCK_MAX_ROW_BYTES:
-            raise ValidationError(
-                f"cache key {key!r}: {field} makes a row of {size:,} bytes; on the stock "
-                f"@mastra/convex handler rows are kept to {STOCK_MAX_ROW_BYTES:,} bytes, since "
-                "one of its cleanup calls reads up to 104 rows and Convex reads at most 16 MiB "
-                "per call: a bigger row could never be deleted, cleared or expired. "
-                "convex-mastra's handler (convex/mastra/) takes rows up to 1 MiB.",
-                field=field,
-            )
-        problem = convex_value_problem(value, field)
-        if problem:
-            raise ValidationError(
-                f"cache key {key!r} cannot hold this value on the stock @mastra/convex handler "
-                f"({problem}): it receives values as Convex function arguments. "
-                "convex-mastra's handler (convex/mastra/) stores any JSON.",
-                field=field,
-            )
-        return {"value": value}
+        else:
+            self._chosen = CacheProtocol(self)
+        return self._chosen
 
     async def _settle(self, op: str, method: str, key: str | None, /, **fields: Any) -> Any:
         """Call ``op`` until the handler stops answering ``hasMore``; the last result."""
-        await self._is_stock()
+        await self._protocol()
         for _ in range(self._max_calls):
             reply = await self._dispatcher.send(op, None, **fields, **self._now())
             if not reply.has_more:
@@ -491,7 +335,8 @@ def _epoch_ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _items(result: Any) -> list[Any]:
+def range_items(result: Any) -> list[Any]:
+    """A listFromTo result as its list of items; anything else is a FunctionError."""
     if not isinstance(result, list):
         raise FunctionError(f"the cache handler answered listFromTo with {type(result).__name__}")
     return result
@@ -509,3 +354,74 @@ def _decode(text: Any) -> Any:
 
 def _utf8_length(text: str) -> int:
     return len(text.encode())
+
+
+class CacheProtocol:
+    """How ``ConvexServerCache`` speaks to convex-mastra's cache handler: values as the JSON
+    text that is stored, lists pushed and read in pages of the handler's size.
+
+    ``StockCacheProtocol`` (``_stock.py``) speaks upstream's protocol with the same methods.
+    """
+
+    def __init__(self, cache: ConvexServerCache) -> None:
+        self.cache = cache
+
+    def value_fields(self, value: Any, text: str, key: str, field: str) -> dict[str, Any]:
+        """The request fields that carry a value (checked JSON, as ``text``)."""
+        return {"value": text, "json": True}
+
+    async def get(self, key: str, full: str) -> Any:
+        """The value at ``full``: a counter reads as its number, a list raises."""
+        text = await self.cache._settle("get", "get", key, key=full, json=True, strict=True)
+        return None if text is None else _decode(text)
+
+    async def push(
+        self, key: str, full: str, values: list[Any], texts: list[str], expires_at: Any
+    ) -> None:
+        """Append, as many items and bytes per call as the handler takes (25 items, 4 MiB;
+        one item alone may be bigger)."""
+        cache = self.cache
+        info = await cache._dispatcher.info()
+        for chunk in batches(
+            texts,
+            max_items=info.limit("listItemsPerCall"),
+            max_bytes=info.limit("itemBytesPerCall"),
+            size=_utf8_length,
+        ):
+            await cache._settle(
+                "listPushMany",
+                "list_push_many",
+                key,
+                key=full,
+                keyPrefix=cache.key_prefix,
+                values=chunk,
+                json=True,
+                expiresAt=expires_at,
+            )
+
+    async def range(self, key: str, full: str, start: int, stop: int) -> list[Any]:
+        """Items ``start`` through ``stop`` in pages: the handler continues from ``next``."""
+        cache = self.cache
+        page_items = (await cache._dispatcher.info()).limit("listItemsPerCall")
+        values: list[Any] = []
+        first, last = start, stop
+        for _ in range(cache._max_calls):
+            reply = await cache._dispatcher.send(
+                "listFromTo",
+                None,
+                key=full,
+                to=last,
+                maxItems=page_items,
+                json=True,
+                strict=True,
+                **{"from": first},
+                **cache._now(),
+            )
+            values.extend(_decode(text) for text in range_items(reply.result))
+            if not reply.has_more:
+                return values
+            # With `next` the handler pages on through the range (absolute indexes from here on);
+            # without it, it was reclaiming an expired list and the same request is repeated.
+            if reply.answer.get("next") is not None:
+                first, last = int(reply.answer["next"]), int(reply.answer["to"])
+        raise cache._range_limit(key, start, stop, len(values))

@@ -6,8 +6,8 @@ upstream's stock @mastra/convex handler with what its protocol allows. A domain 
 input, calls one operation, and never asks which handler runs; what a handler can do is declared
 in ``capabilities``, not sniffed.
 
-Every domain and listing goes through here where the handlers differ; the cache (``_cache.py``)
-still chooses inline.
+Every domain and listing goes through here where the handlers differ; the cache chooses its
+``CacheProtocol`` the same way.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Upstream's stock @mastra/convex handler: the same operations, with what its protocol allows.
 
-Every fallback of the domains and listings for the stock handler lives here (the cache's is still
-in ``_cache.py``). Results are the
+Every fallback for the stock handlers lives here: the domains', the listings' and the cache's.
+(What upstream's handlers are, ``STOCK_HANDLER``, and the reading of their error texts stay in
+``_dispatch.py``, which this module depends on.) Results are the
 same as on convex-mastra's handler except where a capability is missing (``capabilities`` is
 empty): merges that Convex cannot store are written back whole (not atomically), saves and
 deletes touch each thread in a call of its own, and no ``lastMessageAt`` is kept.
@@ -15,7 +16,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from ._codec import decode_json, parse_time, to_iso
+from ._cache import CacheProtocol, range_items
+from ._codec import convex_value_problem, decode_json, js_numbers, parse_time, to_iso
 from ._domains._base import in_chunks, now_iso, stock_mergeable
 from ._domains.documents import encode_record
 from ._domains.messages import Include, chunks
@@ -24,12 +26,12 @@ from ._domains.scorers import score_record
 from ._domains.threads import thread_from_row, thread_record
 from ._domains.workflows import TABLE as WORKFLOWS
 from ._domains.workflows import snapshot_from_stored
-from ._errors import NotFoundError
+from ._errors import FunctionError, NotFoundError, ValidationError
 from ._handlers import MESSAGES, RESOURCES, THREADS, Handler
 from ._models import Score
 from ._paging import IndexQuery, Match, Rows, sort_key
 
-__all__ = ["StockHandler"]
+__all__ = ["StockCacheProtocol", "StockHandler", "StockRows"]
 
 # Named as before the move here: configuration.md documents it.
 logger = logging.getLogger("convex_mastra.documents")
@@ -333,3 +335,121 @@ class StockHandler(Handler):
                 table,
             )
         return rows
+
+
+# Upstream's listFromTo answers a whole range in one call. Ranges go in windows of this many
+# items; a window that fails (items so large it passes Convex's 16 MiB read or answer limit) is
+# read again in windows of STOCK_SAFE_WINDOW, which fit whatever the items are: 15 rows of at
+# most 1 MiB each, plus the key's row.
+STOCK_RANGE_WINDOW = 1000
+STOCK_SAFE_WINDOW = 15
+
+# Upstream's cleanup reads up to 104 rows in one call at worst: clear() takes 26 key rows and
+# an orphan item, deletes (so reads again) 24 of them, and then removes a list: its key row, 26
+# items, 25 of them read again to delete, and the key row again. Rows this small keep that
+# within Convex's 16 MiB read limit, so whatever this client writes can always be removed.
+STOCK_MAX_ROW_BYTES = 16 * 1024 * 1024 // 104
+
+
+class StockCacheProtocol(CacheProtocol):
+    """How ``ConvexServerCache`` speaks to upstream's cache handler: values as Convex values
+    (so keys Convex refuses are refused first), one listPush per item, ranges read in windows
+    of absolute indexes. ``get`` of a counter or a list reads None, as upstream answers."""
+
+    def value_fields(self, value: Any, text: str, key: str, field: str) -> dict[str, Any]:
+        """The value itself, which Convex must accept as a function argument."""
+        size = self.cache._row_size(text, self.cache.key_prefix + key)
+        if size > STOCK_MAX_ROW_BYTES:
+            raise ValidationError(
+                f"cache key {key!r}: {field} makes a row of {size:,} bytes; on the stock "
+                f"@mastra/convex handler rows are kept to {STOCK_MAX_ROW_BYTES:,} bytes, since "
+                "one of its cleanup calls reads up to 104 rows and Convex reads at most 16 MiB "
+                "per call: a bigger row could never be deleted, cleared or expired. "
+                "convex-mastra's handler (convex/mastra/) takes rows up to 1 MiB.",
+                field=field,
+            )
+        problem = convex_value_problem(value, field)
+        if problem:
+            raise ValidationError(
+                f"cache key {key!r} cannot hold this value on the stock @mastra/convex handler "
+                f"({problem}): it receives values as Convex function arguments. "
+                "convex-mastra's handler (convex/mastra/) stores any JSON.",
+                field=field,
+            )
+        return {"value": value}
+
+    async def get(self, key: str, full: str) -> Any:
+        return js_numbers(await self.cache._settle("get", "get", key, key=full))
+
+    async def push(
+        self, key: str, full: str, values: list[Any], texts: list[str], expires_at: Any
+    ) -> None:
+        """One listPush per item, every value checked before the first call."""
+        cache = self.cache
+        fields = [
+            self.value_fields(value, text, key, f"values[{i}]")
+            for i, (value, text) in enumerate(zip(values, texts, strict=True))
+        ]
+        for field in fields:
+            await cache._settle(
+                "listPush",
+                "list_push_many",
+                key,
+                key=full,
+                keyPrefix=cache.key_prefix,
+                **field,
+                expiresAt=expires_at,
+            )
+
+    async def range(self, key: str, full: str, start: int, stop: int) -> list[Any]:
+        """``list_range`` on upstream's handler, in windows of absolute indexes.
+
+        A short range of same-signed indexes is one call, as upstream's client makes it. Else
+        a negative start is made absolute from the list's length, and a negative stop is
+        applied at the end: windows run until one comes back short, then the last ``-stop - 1``
+        items are dropped.
+        """
+        cache = self.cache
+        asked = (start, stop)
+        window = STOCK_RANGE_WINDOW
+        calls = 0
+
+        async def read(first: int, last: int) -> list[Any]:
+            nonlocal calls
+            # Upstream answers hasMore while it reclaims an expired list: ask again.
+            while calls < cache._max_calls:
+                calls += 1
+                reply = await cache._dispatcher.send(
+                    "listFromTo", None, key=full, to=last, **{"from": first}
+                )
+                if not reply.has_more:
+                    return [js_numbers(value) for value in range_items(reply.result)]
+            raise cache._range_limit(key, *asked, 0)
+
+        if (start < 0) == (stop < 0) and stop - start < STOCK_SAFE_WINDOW:
+            return await read(start, stop)
+        if start < 0:
+            length = await cache.list_length(key)
+            start = max(length + start, 0)
+            if stop < 0:
+                stop = length + stop
+        if 0 <= stop < start:
+            return []
+        values: list[Any] = []
+        first = start
+        while True:
+            last = first + window - 1 if stop < 0 else min(first + window - 1, stop)
+            try:
+                got = await read(first, last)
+            except FunctionError:
+                if window == STOCK_SAFE_WINDOW:
+                    raise
+                window = STOCK_SAFE_WINDOW
+                continue
+            values += got
+            if len(got) < last - first + 1 or last == stop:
+                break
+            if calls >= cache._max_calls:
+                raise cache._range_limit(key, *asked, len(values))
+            first = last + 1
+        return values if stop >= -1 else values[: max(0, len(values) + stop + 1)]

@@ -28,9 +28,9 @@ from convex_mastra import (
     StorageOperationError,
     ValidationError,
 )
-from convex_mastra import _cache as cache_module
-from convex_mastra._cache import STOCK_MAX_ROW_BYTES
+from convex_mastra import _stock as stock_module
 from convex_mastra._codec import MAX_DOCUMENT_BYTES as MAX_ROW_BYTES
+from convex_mastra._stock import STOCK_MAX_ROW_BYTES
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp, import_rows
 
@@ -337,7 +337,7 @@ async def test_stock_ranges_in_windows_of_absolute_indexes(
     stock_deployment: Deployment, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Windows of 7 instead of 1,000, so a 40-item list crosses window edges everywhere.
-    monkeypatch.setattr(cache_module, "STOCK_RANGE_WINDOW", 7)
+    monkeypatch.setattr(stock_module, "STOCK_RANGE_WINDOW", 7)
     stats = RawHttp(stock_deployment.url, stock_deployment.admin_key)
     async with ConvexServerCache(
         stock_deployment.url, stock_deployment.admin_key, key_prefix=prefix

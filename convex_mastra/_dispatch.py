@@ -48,19 +48,16 @@ def refusal(op: str, where: str, table: str | None, answer: Mapping[str, Any]) -
     details = dict(raw) if isinstance(raw, Mapping) else {}
     code = answer.get("code")
     if not isinstance(code, str):
-        return _stock_refusal(op, where, table, message)
+        # Only upstream's handlers send no code; their reading lives with their other fallbacks.
+        from ._stock import stock_refusal
+
+        return stock_refusal(op, where, table, message)
     if code == "TOO_LARGE":
         return RecordTooLargeError(str(details["id"]), int(details["size"]), int(details["limit"]))
     error = _CODE_ERRORS.get(code, StorageOperationError)
     return error(
         f"{op} on {where} failed: {message}", op=op, table=table, code=code, details=details
     )
-
-
-def _stock_refusal(op: str, where: str, table: str | None, message: str) -> StorageOperationError:
-    # The stock @mastra/convex handler sends no code; its messages are all there is to read.
-    error = NotFoundError if "not found" in message.lower() else StorageOperationError
-    return error(f"{op} on {where} failed: {message}", op=op, table=table)
 
 
 T = TypeVar("T")
@@ -140,43 +137,6 @@ class HandlerInfo:
     def counts(self, table: str, fields: Iterable[str]) -> bool:
         """Whether the handler keeps the row count of ``table`` rows equal on ``fields``."""
         return frozenset(fields) in self.counted.get(table, frozenset())
-
-
-# What upstream's handlers are, declared here since they cannot say: no info op, no codes.
-STOCK_HANDLER = HandlerInfo(
-    name="@mastra/convex",
-    version=None,
-    protocol=0,
-    ops=frozenset(
-        {
-            "insert",
-            "batchInsert",
-            "load",
-            "loadMany",
-            "queryTable",
-            "patch",
-            "deleteMany",
-            "clearTable",
-            "dropTable",
-            "updateThread",
-            "updateResource",
-            "mergeWorkflowStepResult",
-            "mergeWorkflowState",
-        }
-    ),
-    # Storage and cache reads alike: the cache's reclaim expired rows, which is safe to repeat.
-    read_ops=frozenset({"load", "loadMany", "queryTable", "get", "listLength", "listFromTo"}),
-    limits={
-        # Upstream's loadMany refuses more; its deleteMany has no bound of its own, but a
-        # failed call then leaves at most this many ids unaccounted for.
-        "loadManyIds": 10,
-        "queryTableRows": 10_000,
-        # Not upstream's (it has none), but what one batchInsert may carry within Convex's
-        # per-transaction limits.
-        "batchItems": 1000,
-        "batchBytes": 8 * 1024 * 1024,
-    },
-)
 
 
 @dataclass(frozen=True)
@@ -286,6 +246,8 @@ class Dispatcher:
                     "access, indexed paging and exact totals.",
                     self.function,
                 )
+            from ._stock import STOCK_HANDLER
+
             return STOCK_HANDLER
         except FunctionError as exc:
             raise FunctionError(

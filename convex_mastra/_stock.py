@@ -1,8 +1,8 @@
 """Upstream's stock @mastra/convex handler: the same operations, with what its protocol allows.
 
 Every fallback for the stock handlers lives here: the domains', the listings' and the cache's.
-(What upstream's handlers are, ``STOCK_HANDLER``, and the reading of their error texts stay in
-``_dispatch.py``, which this module depends on.) Results are the
+So do what upstream's handlers are (``STOCK_HANDLER``, since they cannot say) and the reading of
+their answers, which carry no error code (``stock_refusal``). Results are the
 same as on convex-mastra's handler except where a capability is missing (``capabilities`` is
 empty): merges that Convex cannot store are written back whole (not atomically), saves and
 deletes touch each thread in a call of its own, and no ``lastMessageAt`` is kept.
@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from ._cache import CacheProtocol, range_items
 from ._codec import convex_value_problem, decode_json, js_numbers, parse_time, to_iso
+from ._dispatch import HandlerInfo
 from ._domains._base import in_chunks, now_iso, stock_mergeable
 from ._domains.documents import encode_record
 from ._domains.messages import Include, chunks
@@ -26,16 +27,65 @@ from ._domains.scorers import score_record
 from ._domains.threads import thread_from_row, thread_record
 from ._domains.workflows import TABLE as WORKFLOWS
 from ._domains.workflows import snapshot_from_stored
-from ._errors import FunctionError, NotFoundError, ValidationError
+from ._errors import FunctionError, NotFoundError, StorageOperationError, ValidationError
 from ._handlers import MESSAGES, RESOURCES, THREADS, Handler
 from ._models import Score
 from ._paging import IndexQuery, Match, Rows, sort_key
 
-__all__ = ["StockCacheProtocol", "StockHandler", "StockRows"]
+__all__ = [
+    "STOCK_HANDLER",
+    "StockCacheProtocol",
+    "StockHandler",
+    "StockRows",
+    "stock_refusal",
+]
 
 # Named as before the move here: configuration.md documents it.
 logger = logging.getLogger("convex_mastra.documents")
 paging_logger = logging.getLogger("convex_mastra.paging")
+
+# What upstream's handlers are, declared here since they cannot say: no info op, no codes.
+STOCK_HANDLER = HandlerInfo(
+    name="@mastra/convex",
+    version=None,
+    protocol=0,
+    ops=frozenset(
+        {
+            "insert",
+            "batchInsert",
+            "load",
+            "loadMany",
+            "queryTable",
+            "patch",
+            "deleteMany",
+            "clearTable",
+            "dropTable",
+            "updateThread",
+            "updateResource",
+            "mergeWorkflowStepResult",
+            "mergeWorkflowState",
+        }
+    ),
+    # Storage and cache reads alike: the cache's reclaim expired rows, which is safe to repeat.
+    read_ops=frozenset({"load", "loadMany", "queryTable", "get", "listLength", "listFromTo"}),
+    limits={
+        # Upstream's loadMany refuses more; its deleteMany has no bound of its own, but a
+        # failed call then leaves at most this many ids unaccounted for.
+        "loadManyIds": 10,
+        "queryTableRows": 10_000,
+        # Not upstream's (it has none), but what one batchInsert may carry within Convex's
+        # per-transaction limits.
+        "batchItems": 1000,
+        "batchBytes": 8 * 1024 * 1024,
+    },
+)
+
+
+def stock_refusal(op: str, where: str, table: str | None, message: str) -> StorageOperationError:
+    # The stock @mastra/convex handler sends no code; its messages are all there is to read.
+    error = NotFoundError if "not found" in message.lower() else StorageOperationError
+    return error(f"{op} on {where} failed: {message}", op=op, table=table)
+
 
 _ONE_MS = timedelta(milliseconds=1)
 

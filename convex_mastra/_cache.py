@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
 import orjson
 
@@ -130,6 +130,15 @@ class ConvexServerCache(Closable):
     async def handler_info(self) -> HandlerInfo:
         """Which cache handler the deployment runs (convex-mastra's or stock @mastra/convex)."""
         return await self._dispatcher.info()
+
+    async def capabilities(self) -> frozenset[str]:
+        """What the deployed cache handler can do, by name: ``any_json`` (object keys Convex
+        refuses), ``counter_reads`` (``get`` of a counter), ``strict_kinds`` (reading a list as a
+        value, or the reverse, raises), ``contiguous_pushes`` (``list_push_many`` appends 25
+        items per call), ``injected_clock`` (``clock=``). Upstream's handler has none."""
+        if self._clock is not None and (await self._dispatcher.info()).is_stock:
+            return frozenset()  # asking is fine; using the clock there raises
+        return (await self._protocol()).capabilities
 
     # -- scalar values -----------------------------------------------------------------------
 
@@ -362,6 +371,11 @@ class CacheProtocol:
 
     ``StockCacheProtocol`` (``_stock.py``) speaks upstream's protocol with the same methods.
     """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"any_json", "counter_reads", "strict_kinds", "contiguous_pushes", "injected_clock"}
+    )
+    """What this protocol can do, by name (see docs/cache.md); upstream's declares none."""
 
     def __init__(self, cache: ConvexServerCache) -> None:
         self.cache = cache

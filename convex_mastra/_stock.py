@@ -406,6 +406,8 @@ class StockCacheProtocol(CacheProtocol):
     (so keys Convex refuses are refused first), one listPush per item, ranges read in windows
     of absolute indexes. ``get`` of a counter or a list reads None, as upstream answers."""
 
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
     def value_fields(self, value: Any, text: str, key: str, field: str) -> dict[str, Any]:
         """The value itself, which Convex must accept as a function argument."""
         size = self.cache._row_size(text, self.cache.key_prefix + key)

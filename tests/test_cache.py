@@ -123,8 +123,9 @@ def any_stats(any_deployment: Deployment) -> RawHttp:
     return RawHttp(any_deployment.url, any_deployment.admin_key)
 
 
-async def on_stock(cache: ConvexServerCache) -> bool:
-    return (await cache.handler_info()).is_stock
+async def can(cache: ConvexServerCache, capability: str) -> bool:
+    """Whether the deployed cache handler declares ``capability``."""
+    return capability in await cache.capabilities()
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ async def test_set_replaces_and_delete_removes(any_cache: ConvexServerCache) -> 
 async def test_increment_counts_and_reads_back(any_cache: ConvexServerCache) -> None:
     assert [await any_cache.increment("n") for _ in range(3)] == [1, 2, 3]
     # Upstream's handler reads a counter as null; ours as its number.
-    assert await any_cache.get("n") == (None if await on_stock(any_cache) else 3)
+    assert await any_cache.get("n") == (3 if await can(any_cache, "counter_reads") else None)
     assert await any_cache.increment("n") == 4
     await any_cache.set("n", "reset")  # set replaces a counter, as upstream
     assert await any_cache.get("n") == "reset"
@@ -408,20 +409,19 @@ async def test_type_errors_between_lists_and_scalars(any_cache: ConvexServerCach
             await cache.list_push(key, 2)
         with pytest.raises(StorageOperationError, match="is not an array"):
             await cache.list_length(key)
-        if not await on_stock(cache):  # upstream's listFromTo answers [] for a scalar
+        if await can(cache, "strict_kinds"):  # else listFromTo answers [] for a scalar
             with pytest.raises(StorageOperationError, match="is not an array"):
                 await cache.list_range(key, 0)
     with pytest.raises(StorageOperationError, match="is not a number"):
         await cache.increment("value")
     with pytest.raises(StorageOperationError, match="is not a number"):
         await cache.increment("list")
-    if await on_stock(cache):  # upstream's get reads lists and counters as null
-        assert await cache.get("list") is None
-        assert await cache.get("counter") is None
-    else:
+    if await can(cache, "strict_kinds"):
         with pytest.raises(StorageOperationError, match="is a list"):
             await cache.get("list")
-        assert await cache.get("counter") == 1
+    else:  # upstream's get reads a list as null
+        assert await cache.get("list") is None
+    assert await cache.get("counter") == (1 if await can(cache, "counter_reads") else None)
     # Nothing was changed by the refused calls.
     assert await cache.get("value") == "v"
     assert await cache.increment("counter") == 2
@@ -479,7 +479,7 @@ async def test_concurrent_list_push_many_keeps_each_pushers_order(
     assert len(items) == tasks * per_task
     for task in range(tasks):
         assert [s for t, s in items if t == task] == list(range(per_task))
-    if await on_stock(cache):
+    if not await can(cache, "contiguous_pushes"):
         return  # upstream's handler appends one item per call: pushers interleave anywhere
     # Each call's items are contiguous (chunks of 25, 25, 10): another pusher's items can only
     # start at a chunk boundary.
@@ -787,6 +787,7 @@ async def test_stock_handler_refuses_an_injected_clock(
         with pytest.raises(ConfigurationError, match="server's clock only"):
             await cache.set("k", 1)
         assert (await cache.handler_info()).is_stock
+        assert await cache.capabilities() == frozenset()  # so no injected_clock
     assert [c["op"] for c in cache_calls(stats, since)] == ["info"]  # nothing was written
 
 

@@ -101,6 +101,13 @@ async def test_the_cache_follows_its_handlers_limits(
     ) as cache:
         info = await cache.handler_info()
         assert info.limit("listItemsPerCall") == 25
+        assert await cache.capabilities() == {
+            "any_json",
+            "counter_reads",
+            "strict_kinds",
+            "contiguous_pushes",
+            "injected_clock",
+        }
         assert {"get", "listLength", "listFromTo"} <= info.read_ops
         await redeclare(cache, limits={**info.limits, "listItemsPerCall": 5})
         since = http.next_seq()

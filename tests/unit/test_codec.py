@@ -1,0 +1,117 @@
+"""The stored encodings' rules, as pure functions: what is refused, and how values come back.
+
+Needs no deployment and no Node.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from convex_mastra import ValidationError
+from convex_mastra._codec import (
+    MAX_SAFE_INTEGER,
+    check_json,
+    convex_value_problem,
+    decode_json,
+    document_size,
+    js_numbers,
+    json_arg,
+    parse_time,
+    to_iso,
+    truncate_ms,
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        math.nan,
+        math.inf,
+        -math.inf,
+        2**53,
+        -(2**53),
+        {1: "x"},
+        {"s": {1}},
+        b"x",
+        object(),
+        "\ud800",
+    ],
+)
+def test_values_javascript_would_change_are_refused(value: object) -> None:
+    with pytest.raises(ValidationError):
+        check_json({"v": [value]}, "field")
+
+
+@pytest.mark.parametrize(
+    "value", [None, True, 0, -0.5, MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, "ü", [1, [2]], {"$k": {}}]
+)
+def test_json_javascript_reads_back_unchanged_is_accepted(value: object) -> None:
+    check_json(value, "field")
+
+
+def test_the_refusal_names_the_path() -> None:
+    with pytest.raises(ValidationError, match=r"meta\.a\[1\]"):
+        check_json({"a": [0, math.nan]}, "meta")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ({"$ref": 1}, "start with '$'"),
+        ({"café": 1}, "printable ASCII"),
+        ({"": 1}, "empty field names"),
+        ({"__proto__": 1}, "'__proto__'"),
+        ({"k" * 1025: 1}, "over 1024 characters"),
+        ([0] * 8193, "8,193 items"),
+        ({f"k{n}": n for n in range(1025)}, "1,025 keys"),
+    ],
+)
+def test_convex_argument_problems_say_why(value: object, reason: str) -> None:
+    problem = convex_value_problem(value, "value")
+    assert problem is not None and reason in problem
+
+
+def test_convex_argument_nesting_stops_at_64_levels() -> None:
+    nested: object = []
+    for _ in range(62):
+        nested = [nested]
+    assert convex_value_problem(nested, "v") is None
+    assert "nested deeper" in (convex_value_problem([[nested]], "v") or "")
+
+
+def test_json_arg_sends_what_convex_takes_and_text_otherwise() -> None:
+    assert json_arg({"a": [1, {"b": None}]}, "m") == {"a": [1, {"b": None}]}
+    assert json_arg({"$schema": "s"}, "m") == '{"$schema":"s"}'
+    deep: object = 1
+    for _ in range(16):
+        deep = [deep]
+    assert isinstance(json_arg({"d": deep}, "m"), str)  # past Convex's document nesting
+
+
+def test_decode_json_reads_text_and_makes_integral_floats_ints() -> None:
+    assert decode_json('{"a": 1.0, "b": [2.5]}') == {"a": 1, "b": [2.5]}
+    assert decode_json({"a": 3.0}) == {"a": 3} and type(decode_json({"a": 3.0})["a"]) is int
+    assert decode_json("not json") == "not json"
+    # Beyond 2**53 a JavaScript double printed as digits is read as the double it was.
+    assert decode_json("26377238272672370") == 2.637723827267237e16
+    assert js_numbers([1.0, 1.5, {"x": 2.0}]) == [1, 1.5, {"x": 2}]
+
+
+def test_timestamps_are_javascript_iso_with_milliseconds() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    assert to_iso(when) == "2026-01-02T01:04:05.678Z"
+    assert truncate_ms(when).microsecond == 678000
+    assert parse_time("2026-01-02T01:04:05.678Z") == truncate_ms(when)
+    assert parse_time(1_767_315_845_678) == truncate_ms(when)  # epoch ms
+    with pytest.raises(ValidationError, match="naive datetime"):
+        to_iso(datetime(2026, 1, 2))
+
+
+def test_document_size_counts_as_convex_does() -> None:
+    empty = document_size({})
+    assert document_size({"a": "xyz"}) == empty + 2 + len("a") + 1 + 3
+    assert document_size({"n": 1}) == document_size({"n": 1.5}) == empty + 2 + 9
+    assert document_size({"l": [None, True]}) == empty + 2 + 2 + 1 + 1

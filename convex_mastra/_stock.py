@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from ._cache import CacheProtocol, range_items
-from ._codec import convex_value_problem, decode_json, js_numbers, parse_time, to_iso
+from ._codec import convex_value_problem, decode_json, js_numbers, json_arg, parse_time, to_iso
 from ._dispatch import HandlerInfo
-from ._domains._base import in_chunks, now_iso, stock_mergeable
+from ._domains._base import in_chunks, now_iso
 from ._domains.documents import encode_record
 from ._domains.messages import Include, chunks
 from ._domains.resources import resource_from_row, resource_record
@@ -88,6 +88,11 @@ def stock_refusal(op: str, where: str, table: str | None, message: str) -> Stora
 
 
 _ONE_MS = timedelta(milliseconds=1)
+
+
+def stock_mergeable(merged: Mapping[str, Any]) -> bool:
+    """Whether upstream's handler can store this merged metadata (it stores it verbatim)."""
+    return not isinstance(json_arg(dict(merged), "metadata"), str)
 
 
 class StockRows(Rows):
@@ -245,7 +250,7 @@ class StockHandler(Handler):
             ]
         return out
 
-    async def _touch(self, thread_ids: Any) -> list[str]:
+    async def _touch(self, thread_ids: Iterable[str]) -> list[str]:
         """Move ``updatedAt`` of these threads to now; the ids of those that do not exist."""
         now = now_iso()
         missing = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .._codec import json_arg, to_iso
+from .._codec import to_iso
 from .._dispatch import Dispatcher
 from .._errors import ConvexMastraError, PartialWriteError, ValidationError
 
@@ -26,7 +26,6 @@ __all__ = [
     "in_chunks",
     "no_extras",
     "now_iso",
-    "stock_mergeable",
     "strip_system",
 ]
 
@@ -127,11 +126,6 @@ def no_extras(model: BaseModel, what: str) -> None:
             f"{what} has fields the table does not store: {names}; keep them in metadata",
             field=what,
         )
-
-
-def stock_mergeable(merged: Mapping[str, Any]) -> bool:
-    """Whether the stock handler can store this merged metadata (it stores it verbatim)."""
-    return not isinstance(json_arg(dict(merged), "metadata"), str)
 
 
 def strip_system(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,11 +32,12 @@ from ._models import (
     WorkflowSnapshot,
 )
 from ._store import ConvexStore
-from ._transport import ConvexInt64, RetryPolicy
+from ._transport import AsyncTransport, ConvexInt64, HttpTransport, RetryPolicy
 from ._version import __version__
 from .local import LocalDeployment
 
 __all__ = [
+    "AsyncTransport",
     "AuthenticationError",
     "BatchLimitError",
     "ConfigurationError",
@@ -48,6 +49,7 @@ __all__ = [
     "DeploymentUnavailable",
     "FunctionError",
     "HandlerInfo",
+    "HttpTransport",
     "Include",
     "LocalDeployment",
     "LocalDeploymentError",

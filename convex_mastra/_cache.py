@@ -30,8 +30,8 @@ from ._errors import (
     RecordTooLargeError,
     ValidationError,
 )
-from ._lifecycle import Closable, check_function_path, resolve_deployment
-from ._transport import RetryPolicy, Transport
+from ._lifecycle import Closable, check_function_path, open_transport
+from ._transport import AsyncTransport, RetryPolicy
 
 __all__ = ["ConvexServerCache"]
 
@@ -62,7 +62,7 @@ class ConvexServerCache(Closable):
     ``clock`` (a callable returning epoch seconds, like ``time.time``) replaces the clock used for
     expiry on both sides, for tests that move time. An empty ``key_prefix`` needs
     ``allow_empty_key_prefix=True``. ``max_concurrency``, ``retry`` and ``allow_insecure_http``
-    mean what they mean for ``ConvexStore``.
+    mean what they mean for ``ConvexStore``; so does ``transport``.
     """
 
     _close_hint = "cache.close()"
@@ -81,8 +81,8 @@ class ConvexServerCache(Closable):
         max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
         retry: RetryPolicy | None = None,
         allow_insecure_http: bool = False,
+        transport: AsyncTransport | None = None,
     ) -> None:
-        url, admin_key = resolve_deployment("ConvexServerCache", deployment_url, admin_auth_token)
         check_function_path("cache_function", cache_function)
         if not isinstance(key_prefix, str):
             raise ConfigurationError(
@@ -98,17 +98,19 @@ class ConvexServerCache(Closable):
             )
         if ttl is not None and not _is_duration(ttl):
             raise ConfigurationError(f"ttl must be a number of seconds >= 0 or None, not {ttl!r}")
-        assert url is not None and admin_key is not None
         self.key_prefix = key_prefix
         self.ttl = float(ttl) if ttl else None
         self._clock = clock
-        self._transport = Transport(
-            url,
-            admin_key=admin_key,
+        self._transport = open_transport(
+            "ConvexServerCache",
+            transport,
+            deployment_url=deployment_url,
+            admin_key=admin_auth_token,
             request_timeout=request_timeout,
             max_concurrency=max_concurrency,
             retry=retry,
             allow_insecure_http=allow_insecure_http,
+            defaults={"request_timeout": 30.0, "max_concurrency": _DEFAULT_MAX_CONCURRENCY},
         )
         self._dispatcher = Dispatcher(self._transport, cache_function, probe_table=None)
         self._chosen: CacheProtocol | None = None

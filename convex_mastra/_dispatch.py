@@ -23,7 +23,7 @@ from ._errors import (
     RecordTooLargeError,
     StorageOperationError,
 )
-from ._transport import Transport
+from ._transport import AsyncTransport
 from ._version import __version__
 
 __all__ = ["MAX_CALLS", "NULL", "PROTOCOL", "Dispatcher", "HandlerInfo", "batches"]
@@ -152,7 +152,9 @@ class Reply:
 class Dispatcher:
     """Sends operations to one handler function (``mastra/storage:handle`` by default)."""
 
-    def __init__(self, transport: Transport, function: str, *, probe_table: str | None) -> None:
+    def __init__(
+        self, transport: AsyncTransport, function: str, *, probe_table: str | None
+    ) -> None:
         self._transport = transport
         self.function = function
         self._probe_table = probe_table
@@ -171,7 +173,9 @@ class Dispatcher:
         # Only reads are resent after a request may have reached the server: replaying a write
         # that did commit could overwrite a newer write made by someone else in between.
         idempotent = op == "info" or op in (await self.info()).read_ops
-        answer = await self._transport.mutation(self.function, request, idempotent=idempotent)
+        answer = await self._transport.call(
+            "mutation", self.function, request, idempotent=idempotent
+        )
         if not isinstance(answer, Mapping):
             raise FunctionError(
                 f"{self.function} answered {op} with {type(answer).__name__}, not a response "

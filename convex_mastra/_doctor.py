@@ -13,7 +13,7 @@ from ._errors import (
     FunctionError,
     RequestTimeoutError,
 )
-from ._transport import Transport
+from ._transport import HttpTransport
 from ._version import __version__
 
 __all__ = ["Check", "diagnose"]
@@ -59,7 +59,7 @@ async def diagnose(
     """Check reachability, the admin key, our functions and their version, and the schema."""
     # Like the store: the admin key never goes over plain http to a non-loopback host unless
     # the caller opts in (a ConfigurationError saying so is raised before any call).
-    transport = Transport(
+    transport = HttpTransport(
         url, admin_key=admin_key, request_timeout=timeout, allow_insecure_http=allow_insecure_http
     )
     checks: list[Check] = []

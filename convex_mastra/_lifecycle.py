@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import warnings
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._errors import ConfigurationError
-from ._transport import Transport
+from ._transport import AsyncTransport, HttpTransport, RetryPolicy
 
-__all__ = ["Closable", "check_function_path", "resolve_deployment"]
+__all__ = ["Closable", "check_function_path", "open_transport", "resolve_deployment"]
 
 _C = TypeVar("_C", bound="Closable")
 
@@ -49,6 +49,55 @@ def resolve_deployment(
     return url, admin_key
 
 
+def open_transport(
+    owner: str,
+    transport: AsyncTransport | None,
+    *,
+    deployment_url: str | None,
+    admin_key: str | None,
+    auth_token: str | None = None,
+    request_timeout: float | None,
+    max_concurrency: int,
+    retry: RetryPolicy | None,
+    allow_insecure_http: bool,
+    defaults: dict[str, Any],
+) -> AsyncTransport:
+    """``transport`` when given, else an ``HttpTransport`` built from the connection arguments.
+
+    The connection arguments configure the transport the client builds; passed alongside
+    ``transport=`` they would be silently ignored, so that is refused. ``defaults`` holds the
+    owner's default for each argument, which counts as not passed.
+    """
+    arguments: dict[str, Any] = {
+        "deployment_url": deployment_url,
+        "admin_auth_token": admin_key,
+        "auth_token": auth_token,
+        "request_timeout": request_timeout,
+        "max_concurrency": max_concurrency,
+        "retry": retry,
+        "allow_insecure_http": allow_insecure_http,
+    }
+    if transport is not None:
+        defaults = {"allow_insecure_http": False, **defaults}
+        given = [name for name, value in arguments.items() if value != defaults.get(name)]
+        if given:
+            raise ConfigurationError(
+                f"{owner} was given transport= and {', '.join(given)}: configure those on the "
+                "transport (HttpTransport(url, admin_key=..., ...)) instead"
+            )
+        return transport
+    url, admin_key = resolve_deployment(owner, deployment_url, admin_key, auth_token=auth_token)
+    return HttpTransport(
+        url,
+        admin_key=admin_key,
+        auth_token=auth_token,
+        request_timeout=request_timeout,
+        max_concurrency=max_concurrency,
+        retry=retry,
+        allow_insecure_http=allow_insecure_http,
+    )
+
+
 def check_function_path(name: str, value: object) -> str:
     """``value`` if it looks like a Convex function path (``module/path:function``)."""
     if not isinstance(value, str) or ":" not in value:
@@ -57,9 +106,9 @@ def check_function_path(name: str, value: object) -> str:
 
 
 class Closable:
-    """Owns a Transport: ``async with obj:`` or ``await obj.close()`` releases its connections."""
+    """Owns a transport: ``async with obj:`` or ``await obj.close()`` releases its connections."""
 
-    _transport: Transport
+    _transport: AsyncTransport
     _close_hint = "close()"
 
     @property

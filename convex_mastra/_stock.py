@@ -490,6 +490,8 @@ class StockCacheProtocol(CacheProtocol):
             start = max(length + start, 0)
             if stop < 0:
                 stop = length + stop
+                if stop < 0:  # ends before the list's first item (a negative stop means "end")
+                    return []
         if 0 <= stop < start:
             return []
         values: list[Any] = []

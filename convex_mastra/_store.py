@@ -11,8 +11,8 @@ from ._domains.threads import Threads
 from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
 from ._handlers import HandlerChoice
-from ._lifecycle import Closable, check_function_path, resolve_deployment
-from ._transport import RetryPolicy, Transport
+from ._lifecycle import Closable, check_function_path, open_transport
+from ._transport import AsyncTransport, RetryPolicy
 
 __all__ = ["ConvexStore"]
 
@@ -34,6 +34,10 @@ class ConvexStore(Closable):
 
     ``request_timeout`` (seconds; ``None`` or 0 disables) bounds every call, retries included.
     ``max_concurrency`` bounds calls in flight from this store.
+
+    ``transport`` replaces the ``HttpTransport`` the store would build from the connection
+    arguments (which are then not passed): an in-process transport for tests of pure logic, or a
+    wrapper that traces calls. The store owns it: closing the store closes it.
     """
 
     _close_hint = "store.close()"
@@ -50,24 +54,25 @@ class ConvexStore(Closable):
         auth_token: str | None = None,
         allow_insecure_http: bool = False,
         retry: RetryPolicy | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
-        url, admin_key = resolve_deployment(
-            "ConvexStore", deployment_url, admin_auth_token, auth_token=auth_token
-        )
-        if admin_key and auth_token:
+        if admin_auth_token is not None and auth_token is not None:
             raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
         if storage_function is None:
             storage_function = "mastra/public:storage" if auth_token else "mastra/storage:handle"
         check_function_path("storage_function", storage_function)
         self.id = id
-        self._transport = Transport(
-            url,
-            admin_key=admin_key,
+        self._transport = open_transport(
+            "ConvexStore",
+            transport,
+            deployment_url=deployment_url,
+            admin_key=admin_auth_token,
             auth_token=auth_token,
             request_timeout=request_timeout,
             max_concurrency=max_concurrency,
             retry=retry,
             allow_insecure_http=allow_insecure_http,
+            defaults={"request_timeout": 30.0, "max_concurrency": DEFAULT_MAX_CONCURRENCY},
         )
         self._dispatcher = Dispatcher(
             self._transport, storage_function, probe_table="mastra_threads"

@@ -9,16 +9,16 @@ Why it is built this way (measured, see docs/architecture.md):
   ourselves and reuse ``convex.values`` for value encoding (``ConvexInt64``, bytes, special
   floats), with orjson for the JSON itself.
 - The I/O runs on the event loop itself: keep-alive connections are asyncio protocols framed by
-  ``h11`` (``_http.py``), pooled here. A call is a write and a wait; no thread hop, no GIL
-  hand-over. (The first transport ran ``http.client`` on worker threads: about 0.3 ms more CPU
-  per call, which capped one process near 1,000 calls/s.) Encoding a big request or decoding a
-  big answer takes tens of milliseconds, so above a size threshold that runs on a worker thread.
-- Each call runs inside ``anyio.fail_after(timeout)``, and holds one of ``max_concurrency``
-  tokens from before it connects until its connection is back in the pool or closed, so
-  ``max_concurrency`` bounds sockets. A call cancelled or timed out mid-exchange returns at once,
-  but its connection, in an unknown state, is never reused: it is kept (with the call's token)
-  until the answer arrives, the connection breaks or the timeout + 1 s have passed, then closed,
-  because the server may still be working on the request.
+  ``h11`` (``_http.py``), pooled by ``_pool.py``. A call is a write and a wait; no thread hop,
+  no GIL hand-over. (The first transport ran ``http.client`` on worker threads: about 0.3 ms
+  more CPU per call, which capped one process near 1,000 calls/s.) Encoding a big request or
+  decoding a big answer takes tens of milliseconds, so above a size threshold that runs on a
+  worker thread.
+- ``HttpTransport`` here is the call policy: each call runs inside ``anyio.fail_after(timeout)``,
+  is retried where that is safe, and its answer is decoded and mapped to the package's errors.
+  The pool (``_pool.py``) owns the sockets, TLS, and the ``max_concurrency`` bound on them.
+- ``AsyncTransport`` is what the stores need of a transport, so a test or a wrapper can stand
+  in for ``HttpTransport`` (``transport=``), as httpx's clients take a transport.
 
 Cancellation and timeouts are honest about mutations: once a mutation's request may have reached
 the server, a timeout or cancellation cannot tell whether it was applied. Convex runs a mutation
@@ -31,19 +31,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 import anyio
-import h11
 import orjson
 from convex import ConvexInt64
-from convex import __version__ as convex_version
 from convex.values import convex_to_json, json_to_convex
 
 from ._errors import (
@@ -54,10 +50,19 @@ from ._errors import (
     RequestTimeoutError,
     ValidationError,
 )
-from ._http import Broken, Connection, default_ssl_context, open_connection, turn
-from ._version import __version__
+from ._http import Broken, turn
+from ._pool import CLOSED, ConnectionPool, NotSent
 
-__all__ = ["DEFAULT", "ConvexInt64", "RetryPolicy", "Transport", "UseDefault"]
+__all__ = [
+    "DEFAULT",
+    "AsyncTransport",
+    "ConvexInt64",
+    "HttpTransport",
+    "Kind",
+    "RetryPolicy",
+    "Transport",
+    "UseDefault",
+]
 
 logger = logging.getLogger("convex_mastra.transport")
 
@@ -74,15 +79,12 @@ class UseDefault:
 DEFAULT: Final = UseDefault()
 Timeout = float | None | UseDefault
 
-_CONNECT_TIMEOUT = 10.0
 _MAX_SECRET = 8192  # admin keys are ~100 characters; JWTs a few thousand at most
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
-_CLOSED = "this store is closed; create a new one"
 # Above these sizes, encoding a request or decoding an answer moves to a worker thread; below
 # them it costs the loop at most about 2 ms (measured, see docs/architecture.md).
 _BIG_REQUEST = 1000  # values in the arguments (strings count one per KiB)
 _BIG_ANSWER = 16 * 1024  # bytes of JSON
-_HEADS_CACHED = 512
 _SAMPLE = 8  # items weighed of a long list
 
 
@@ -104,10 +106,6 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Backoff before try ``attempt + 1`` (full jitter)."""
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-
-
-class _NotSent(DeploymentUnavailable):
-    """The request never left this process (connection refused, DNS, connect timeout)."""
 
 
 def validate_url(url: str, *, allow_insecure_http: bool) -> str:
@@ -167,11 +165,50 @@ def _find_bad_path(value: Any, path: str = "args") -> str:
     return path
 
 
-class Transport:
+class AsyncTransport(Protocol):
+    """What a store or cache needs from a transport: one call to a Convex function at a time.
+
+    ``HttpTransport`` is the one that talks to deployments; pass another as ``transport=`` to
+    ``ConvexStore`` or ``ConvexServerCache`` to answer calls in-process (tests of pure logic)
+    or to wrap calls (tracing, metrics). The client owns the transport it is given: closing the
+    client closes it.
+    """
+
+    @property
+    def url(self) -> str:
+        """The deployment URL, for messages and ``repr``."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        ...
+
+    async def call(
+        self,
+        kind: Kind,
+        path: str,
+        args: Mapping[str, Any],
+        *,
+        timeout: Timeout = DEFAULT,
+        idempotent: bool = False,
+    ) -> Any:
+        """Run the ``kind`` function at ``path`` with ``args``; its value, or raise one of the
+        package's errors. ``idempotent`` says the call may be resent after it may have reached
+        the server (the dispatcher sets it for reads)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the transport holds; later calls raise ConfigurationError."""
+        ...
+
+
+class HttpTransport:
     """Async calls to Convex functions over the HTTP API, never blocking the event loop.
 
     Shareable by many tasks of one event loop; connections (open sockets) are bounded by
-    ``max_concurrency``.
+    ``max_concurrency``. It owns the call policy (encoding, the timeout, retries, decoding and
+    the error mapping); its connection pool owns the sockets.
     """
 
     def __init__(
@@ -193,51 +230,32 @@ class Transport:
         admin_key, auth_token = _clean_secret(admin_key), _clean_secret(auth_token)
         self._secret = admin_key or auth_token or ""
         self._auth_kind = "admin" if admin_key else "token" if auth_token else "none"
-        self._auth = (
-            f"Convex {admin_key}" if admin_key else f"Bearer {auth_token}" if auth_token else None
-        )
         self.request_timeout = request_timeout or None
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
-        self._limiter = anyio.CapacityLimiter(max_concurrency)
-        parts = urlsplit(self.url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._https else 80)
-        base_path = parts.path.rstrip("/")
-        self._targets: dict[str, str] = {
-            kind: f"{base_path}/api/{kind}" for kind in ("query", "mutation", "action")
-        }
-        default_port = self._port == (443 if self._https else 80)
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        self._header_list: list[tuple[str, str]] = [
-            ("Host", host if default_port else f"{host}:{self._port}"),
-            ("Content-Type", "application/json"),
-            ("Convex-Client", f"python-{convex_version}"),
-            ("User-Agent", f"convex-mastra/{__version__}"),
-            *([("Authorization", self._auth)] if self._auth else []),
-        ]
-        self._heads: dict[tuple[str, int], h11.Request] = {}
-        self._ssl_context: ssl.SSLContext | None = None
-        self._ssl_lock = anyio.Lock()  # concurrent first callers wait for one build
-        self._idle: list[Connection] = []
-        self._abandoned: set[Connection] = set()
         # A limiter of our own for the worker threads that encode and decode big payloads, so
         # this store never takes tokens from the process-wide default pool that FastAPI's sync
         # endpoints share.
         self._threads = anyio.CapacityLimiter(max_concurrency)
-        self._closed = False
+        bearer = f"Bearer {auth_token}" if auth_token else None
+        self._pool = ConnectionPool(
+            self.url,
+            authorization=f"Convex {admin_key}" if admin_key else bearer,
+            max_connections=max_concurrency,
+            threads=self._threads,
+            redact=self._redact,
+        )
 
     def __repr__(self) -> str:
         return (
-            f"<Transport url={self.url!r} auth={self._auth_kind} "
+            f"<HttpTransport url={self.url!r} auth={self._auth_kind} "
             f"max_concurrency={self.max_concurrency}>"
         )
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
-        return self._closed
+        return self._pool.closed
 
     # -- public calls ----------------------------------------------------------------------
 
@@ -277,8 +295,8 @@ class Transport:
         idempotent: bool = False,
     ) -> Any:
         """Encode, send with retries where safe, and decode one function call."""
-        if self._closed:
-            raise ConfigurationError(_CLOSED)
+        if self._pool.closed:
+            raise ConfigurationError(CLOSED)
         limit = self.request_timeout if isinstance(timeout, UseDefault) else (timeout or None)
         try:
             with anyio.fail_after(limit):
@@ -290,6 +308,16 @@ class Transport:
                 f"{kind} {path} got no answer from {self.url} within {limit} s "
                 "(request_timeout); a mutation may or may not have been applied"
             ) from None
+
+    async def aclose(self) -> None:
+        """Close pooled connections, and those of calls that timed out or were cancelled;
+        later calls raise ConfigurationError.
+
+        Calls still in flight finish (or time out) and close their connection afterwards.
+        """
+        await self._pool.aclose()
+
+    # -- the call policy -------------------------------------------------------------------
 
     async def _with_retries(
         self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None, idempotent: bool
@@ -304,11 +332,11 @@ class Transport:
             except DeploymentUnavailable as exc:
                 # Resending is safe when the request never left, or when it only reads: a write
                 # that may have committed is never replayed over someone else's newer write.
-                safe = isinstance(exc, _NotSent) or idempotent
+                safe = isinstance(exc, NotSent) or idempotent
                 elapsed = time.monotonic() - started
                 if (
                     not safe
-                    or self._closed
+                    or self._pool.closed
                     or attempt + 1 >= self.retry.attempts
                     or elapsed >= self.retry.max_total
                 ):
@@ -320,48 +348,11 @@ class Transport:
                 await turn()
 
     async def _attempt(self, kind: Kind, path: str, body: bytes, limit: float | None) -> Any:
-        # The concurrency token bounds connections: a call holds one from before it connects
-        # until its connection is back in the pool or closed (also on timeout or cancellation).
-        token = object()
         try:
-            self._limiter.acquire_on_behalf_of_nowait(token)
-        except anyio.WouldBlock:
-            await self._limiter.acquire_on_behalf_of(token)
-        holds_token = True
-        try:
-            conn = await self._checkout()
-            try:
-                # send() is synchronous and this frame keeps no reference to the head: the
-                # Authorization header never sits in the locals of a frame that awaits.
-                answer = conn.send(self._head(kind, body), body)
-                status, content, reusable = await answer
-            except Broken as exc:
-                conn.close()
-                message = f"connection to {self.url} failed during {kind} {path}: {exc.reason}"
-                raise DeploymentUnavailable(self._redact(message)) from None
-            except BaseException:
-                # Timed out or cancelled mid-exchange: whether a sent mutation ran is unknown,
-                # and so is the connection's state: it is never reused. The server may still
-                # be working on the request, so the token stays taken until the answer comes,
-                # the connection breaks or the socket would have timed out (limit + 1 s).
-                # (Once the store is closed, nothing waits for that token: closed at once.)
-                if not self._closed:
-                    self._abandoned.add(conn)
-                    conn.abandon(
-                        lambda: self._release_abandoned(conn, token),
-                        (limit + 1.0) if limit else None,
-                    )
-                    holds_token = False
-                else:
-                    conn.close()
-                raise
-            if reusable:
-                self._checkin(conn)
-            else:
-                conn.close()
-        finally:
-            if holds_token:
-                self._limiter.release_on_behalf_of(token)
+            status, content = await self._pool.post(kind, body, limit)
+        except Broken as exc:
+            message = f"connection to {self.url} failed during {kind} {path}: {exc.reason}"
+            raise DeploymentUnavailable(self._redact(message)) from None
         if len(content) > _BIG_ANSWER:  # a long listing: decoding it would stall the loop
             return await anyio.to_thread.run_sync(
                 self._decode, kind, path, status, content, limiter=self._threads
@@ -373,82 +364,6 @@ class Transport:
             return _envelope(path, args)
         # A large batch takes tens of milliseconds to encode: a worker thread does it.
         return await anyio.to_thread.run_sync(_envelope, path, args, limiter=self._threads)
-
-    def _head(self, kind: Kind, body: bytes) -> h11.Request:
-        # h11 validates every header of a new Request (a fifth of a small call's transport CPU),
-        # and requests of one kind differ only in their length: a Request is immutable, so
-        # one per (kind, length) is built once and reused.
-        key = (kind, len(body))
-        head = self._heads.get(key)
-        if head is None:
-            if len(self._heads) >= _HEADS_CACHED:
-                self._heads.clear()
-            head = self._heads[key] = h11.Request(
-                method="POST",
-                target=self._targets[kind],
-                headers=[*self._header_list, ("Content-Length", str(len(body)))],
-            )
-        return head
-
-    def _release_abandoned(self, conn: Connection, token: object) -> None:
-        self._abandoned.discard(conn)
-        self._limiter.release_on_behalf_of(token)
-
-    async def aclose(self) -> None:
-        """Close pooled connections, and those of calls that timed out or were cancelled;
-        later calls raise ConfigurationError.
-
-        Calls still in flight finish (or time out) and close their connection afterwards.
-        """
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
-        for connection in list(self._abandoned):
-            connection.close()
-
-    # -- the connection pool ---------------------------------------------------------------
-
-    async def _checkout(self) -> Connection:
-        if self._closed:
-            raise ConfigurationError(_CLOSED)
-        idle = self._idle
-        while idle:
-            conn = idle.pop()
-            if conn.reusable():
-                return conn
-            # The server closed it while idle (or it belongs to another event loop): dropped,
-            # and the call connects afresh, which sends nothing twice.
-            conn.close()
-        context = await self._tls_context() if self._https else None
-        try:
-            with anyio.fail_after(_CONNECT_TIMEOUT):
-                return await open_connection(self._host, self._port, context)
-        except OSError as exc:  # refused, DNS failure, TLS failure, connect timeout: not sent
-            message = f"could not connect to {self.url} ({_reason(exc)}); is it running?"
-            raise _NotSent(self._redact(message)) from None
-
-    async def _tls_context(self) -> ssl.SSLContext:
-        """The store's TLS context, built once: loading the trust store reads files, so it runs
-        on a worker thread of the store's own limiter, and concurrent first callers wait for
-        that one build rather than each loading the trust store."""
-        context = self._ssl_context
-        if context is None:
-            async with self._ssl_lock:
-                context = self._ssl_context
-                if context is None:
-                    context = await anyio.to_thread.run_sync(
-                        default_ssl_context, limiter=self._threads
-                    )
-                    self._ssl_context = context
-        return context
-
-    def _checkin(self, conn: Connection) -> None:
-        # At most max_concurrency calls hold a connection, so the pool never outgrows that.
-        if self._closed:
-            conn.close()
-        else:
-            self._idle.append(conn)
 
     def _decode(self, kind: Kind, path: str, status: int, content: bytes) -> Any:
         try:
@@ -571,15 +486,9 @@ def _weight(value: Any, budget: int = _BIG_REQUEST) -> int:
     return 1 + count * sampled // _SAMPLE
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, socket.gaierror):
-        return "name or service not known"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "connect timed out"
-    return type(exc).__name__
-
-
 def _code(payload: Any) -> str:
     return f", {payload['code']}" if isinstance(payload, dict) and "code" in payload else ""
+
+
+Transport = HttpTransport
+"""The first name of ``HttpTransport``, which tests and benchmarks import."""

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 from convex_mastra.local import find_node
@@ -83,6 +82,8 @@ class RawHttp:
     def __init__(self, url: str, admin_key: str | None) -> None:
         self.url = url
         self.admin_key = admin_key
+        import requests  # a test extra: tests/unit/ runs without it
+
         self.session = requests.Session()
 
     def post(
@@ -143,6 +144,8 @@ def import_rows(
 
     Each request is one transaction: keep ``chunk`` rows under Convex's 16 MiB write limit.
     """
+    import requests
+
     session = requests.Session()
     for start in range(0, len(rows), chunk):
         response = session.post(

@@ -334,6 +334,14 @@ async def test_list_range_with_negative_indexes(any_cache: ConvexServerCache) ->
     assert await any_cache.list_range("missing", 0) == []
 
 
+async def test_a_long_range_ending_before_the_list_is_empty(any_cache: ConvexServerCache) -> None:
+    # Found by tests/unit/test_cache_logic.py: on the stock handler a negative stop made
+    # absolute turned negative again, and was read as "to the end".
+    await any_cache.list_push_many("l", [f"i{n}" for n in range(10)])
+    assert await any_cache.list_range("l", -40, -20) == []
+    assert await any_cache.list_range("l", -40, -10) == ["i0"]
+
+
 async def test_stock_ranges_in_windows_of_absolute_indexes(
     stock_deployment: Deployment, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

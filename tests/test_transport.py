@@ -338,12 +338,12 @@ async def test_cancelled_calls_do_not_exceed_max_concurrency(blackhole: Blackhol
     await anyio.sleep(0.2)
     # Abandoned calls hold their slot (and their socket) until their connection is done, so
     # the 18 calls after the first two never got a token, nor opened a socket.
-    assert transport._limiter.borrowed_tokens == 2
-    assert len(transport._abandoned) == 2
+    assert transport._pool._limiter.borrowed_tokens == 2
+    assert len(transport._pool._abandoned) == 2
     assert len(blackhole.accepted) == 2
     await transport.aclose()
     await anyio.sleep(0.05)  # connection_lost runs an iteration after the abort
-    assert transport._limiter.borrowed_tokens == 0
+    assert transport._pool._limiter.borrowed_tokens == 0
 
 
 async def test_concurrent_first_callers_share_one_probe(blackhole: str) -> None:
@@ -417,4 +417,4 @@ async def test_aclose_with_a_call_in_flight(blackhole: str) -> None:
     with pytest.raises(ConfigurationError, match="closed"):
         await transport.query("f:g", {})
     await anyio.sleep(1.2)  # the abandoned worker ends and closes its connection
-    assert transport._idle == []
+    assert transport._pool._idle == []

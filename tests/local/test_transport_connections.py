@@ -235,8 +235,8 @@ async def test_an_answer_cut_short_closes_the_connection_after_the_grace(
     assert len(script.requests) == 1  # the write was not sent again
     # The server may still be working on it: the slot stays taken, as a socket timeout
     # (request_timeout + 1 s) would have kept it, then the connection is closed.
-    assert transport._limiter.borrowed_tokens == 1
-    await _until(lambda: transport._limiter.borrowed_tokens == 0, 2.5)
+    assert transport._pool._limiter.borrowed_tokens == 1
+    await _until(lambda: transport._pool._limiter.borrowed_tokens == 0, 2.5)
     assert time.monotonic() - started >= 1.2
     await _until(lambda: script.closed == 1)
     script.mode = "ok"
@@ -255,10 +255,10 @@ async def test_aclose_ends_abandoned_and_idle_connections(url: str, script: Scri
     script.mode = "stall"
     with anyio.move_on_after(0.2):
         await transport.mutation("f:g", {})
-    assert transport._limiter.borrowed_tokens == 1
+    assert transport._pool._limiter.borrowed_tokens == 1
     await transport.aclose()
     await _until(lambda: script.closed == 2)
-    await _until(lambda: transport._limiter.borrowed_tokens == 0)
+    await _until(lambda: transport._pool._limiter.borrowed_tokens == 0)
 
 
 async def test_max_concurrency_bounds_open_connections(url: str, script: Script) -> None:
@@ -350,7 +350,7 @@ async def test_https_verifies_the_certificate_and_the_host(tmp_path: Path, scrip
             await transport.aclose()
             # Trusted, it works only for the host it names.
             transport = Transport(url, admin_key="k", retry=retry)
-            transport._ssl_context = _trusting(cert)
+            transport._pool._ssl_context = _trusting(cert)
             if cert is good_cert:
                 assert await transport.query("f:g", {}) == {"ok": True}
                 assert await transport.query("f:g", {}) == {"ok": True}
@@ -440,7 +440,7 @@ async def test_an_early_answer_to_a_big_body_is_returned_not_timed_out(
     with pytest.raises(FunctionError, match="HTTP 413, PayloadTooLarge"):
         await transport.mutation("f:g", {"text": "x" * 20_000_000})
     assert time.monotonic() - started < 2.5
-    assert transport._idle == []
+    assert transport._pool._idle == []
     script.release.set()
     assert await transport.mutation("f:g", {}) == {"ok": True}
     await transport.aclose()
@@ -538,7 +538,7 @@ async def test_concurrent_first_callers_build_one_tls_context(
         time.sleep(0.1)
         return _trusting_nothing()
 
-    monkeypatch.setattr(transport_module, "default_ssl_context", slow_context)
+    monkeypatch.setattr("convex_mastra._pool.default_ssl_context", slow_context)
 
     async def one() -> None:
         with pytest.raises(DeploymentUnavailable, match="connection refused"):
@@ -611,7 +611,7 @@ async def test_an_answer_with_connection_close_is_read_and_not_pooled(
     for n in range(3):
         script.answer = float(n)
         assert await transport.mutation("f:g", {"n": n}) == n
-        assert transport._idle == []
+        assert transport._pool._idle == []
     await transport.aclose()
     assert script.opened == 3
     assert [connection for connection, _ in script.requests] == [1, 2, 3]

@@ -70,22 +70,31 @@ def document_size(fields: Mapping[str, Any]) -> int:
 
 
 def _value_size(value: Any) -> int:
+    kind = type(value)
+    if kind is str:
+        return 2 + _utf8_size(value)
+    if kind is dict:  # the common case first: rows are plain dicts of plain values
+        return 2 + sum(_utf8_size(key) + 1 + _value_size(item) for key, item in value.items())
     if value is None or isinstance(value, bool):
         return 1
     if isinstance(value, (int, float, ConvexInt64)):
         return 9
     if isinstance(value, str):
-        return 2 + len(value.encode("utf-8", "surrogatepass"))
+        return 2 + _utf8_size(value)
     if isinstance(value, (bytes, bytearray)):
         return 2 + len(value)
     if isinstance(value, Mapping):
-        return 2 + sum(
-            len(str(key).encode("utf-8", "surrogatepass")) + 1 + _value_size(item)
-            for key, item in value.items()
-        )
+        return 2 + sum(_utf8_size(str(key)) + 1 + _value_size(item) for key, item in value.items())
     if isinstance(value, (list, tuple)):
         return 2 + sum(_value_size(item) for item in value)
     return 0
+
+
+def _utf8_size(text: Any) -> int:
+    if type(text) is not str:
+        text = str(text)
+    # ASCII text, nearly all of it, is one byte a character: no need to encode it to count.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def check_document_size(record_id: str, fields: Mapping[str, Any]) -> None:
@@ -97,19 +106,23 @@ def check_document_size(record_id: str, fields: Mapping[str, Any]) -> None:
 
 def truncate_ms(value: datetime) -> datetime:
     """``value`` in UTC, cut to whole milliseconds (what a JavaScript Date can hold)."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is None:
         raise ValidationError(
             f"naive datetime {value.isoformat()} has no time zone; pass an aware datetime such "
             "as datetime.now(timezone.utc)"
         )
-    value = value.astimezone(timezone.utc)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if zone is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    micro = value.microsecond
+    # Most values are already UTC and cut (model fields are): returned as they are.
+    return value if not micro % 1000 else value.replace(microsecond=micro - micro % 1000)
 
 
 def to_iso(value: datetime) -> str:
-    """JavaScript's ``Date.prototype.toISOString()`` of ``value``: ``2026-01-02T03:04:05.678Z``."""
-    value = truncate_ms(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """JavaScript's ``Date.prototype.toISOString()`` of ``value``: ``2026-01-02T03:04:05.678Z``
+    (years below 1000 zero-padded to four digits, as JavaScript does)."""
+    return truncate_ms(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_time(value: Any) -> datetime:

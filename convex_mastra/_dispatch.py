@@ -172,7 +172,7 @@ class Dispatcher:
             request["tableName"] = table
         # Only reads are resent after a request may have reached the server: replaying a write
         # that did commit could overwrite a newer write made by someone else in between.
-        idempotent = op == "info" or op in (await self.info()).read_ops
+        idempotent = op == "info" or op in (self._info or await self.info()).read_ops
         answer = await self._transport.call(
             "mutation", self.function, request, idempotent=idempotent
         )

@@ -1,9 +1,11 @@
-"""HTTP/1.1 client connections on the event loop: an asyncio protocol framed by ``h11``.
+"""HTTP/1.1 client connections on the event loop: an asyncio protocol parsed by ``httptools``.
 
-Private to the transport (``_transport.py``), which owns the pool, the timeouts, the retries and
-the error messages. This module knows nothing of Convex: it sends one request on one connection
-and reads the whole answer. ``h11`` does all of the HTTP framing (request head, content length,
-status line, headers, chunked or sized bodies, keep-alive rules); nothing here parses HTTP.
+Private to the connection pool (``_pool.py``), which builds the request heads; the transport
+(``_transport.py``) owns the timeouts, the retries and the error messages. This module knows
+nothing of Convex: it sends one request on one connection and reads the whole answer.
+``httptools`` (llhttp, the C parser under uvicorn and Node) parses the answers: status line,
+headers, sized, chunked or close-delimited bodies, informational answers and the keep-alive
+rules. It took 78 µs of h11's Python per exchange down to a few (see docs/architecture.md).
 
 Why not worker threads (measured, see docs/architecture.md): a call on a worker thread costs a
 thread hop and a GIL hand-over each way, and every thread's Python work competes with the loop.
@@ -14,18 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
+import itertools
 import select
 import ssl
 import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
-import h11
+import httptools
 
-__all__ = ["Broken", "Connection", "Waker", "default_ssl_context", "open_connection", "turn"]
+__all__ = [
+    "Broken",
+    "Connection",
+    "Deadline",
+    "Deadlines",
+    "Waker",
+    "deadlines",
+    "default_ssl_context",
+    "open_connection",
+    "turn",
+]
 
 _MAX_HEAD: Final = 64 * 1024
-"""The most header bytes accepted in an answer (h11's default is 16 KiB)."""
+"""The most bytes an answer may take before its headers end (h11, used before, took 16 KiB)."""
 _RESUME_PER_ITERATION: Final = 8
 """The most call steps (callers resumed with their answer, or calls about to send) that one
 iteration of the event loop runs (see Waker)."""
@@ -163,6 +177,108 @@ async def turn() -> None:
     await _waker(asyncio.get_running_loop()).turn()
 
 
+class Deadline:
+    """One call's timeout (see Deadlines). ``expired``: the timer cancelled the call's task."""
+
+    __slots__ = ("expired", "finished", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task: asyncio.Task[Any] | None = task
+        self.expired = False
+        self.finished = False
+
+
+class Deadlines:
+    """Timeouts of every call on one event loop, kept by one timer.
+
+    A cancel scope per call (``anyio.fail_after``) costs about 20 µs of a small call's CPU; here
+    starting a deadline is a heap push and ending it sets a flag. The timer is set for the
+    earliest deadline; when it fires, each call whose deadline has passed has its task
+    cancelled (``expired`` says it was this), and the timer is set for the next one. Calls
+    usually end long before their deadline, and deadlines come in the order calls start, so the
+    timer seldom moves. Ended deadlines leave the heap when the timer reaches them, or all at
+    once when they outnumber the live ones.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop_ref = weakref.ref(loop)
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()  # ties: never compare Deadlines
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._live = 0
+
+    def start(self, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now for the running task."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = Deadline(task)
+        when = loop.time() + seconds
+        heapq.heappush(self._heap, (when, next(self._order), deadline))
+        self._live += 1
+        if when < self._timer_at:
+            self._arm(loop, when)
+        elif len(self._heap) > 2 * self._live + 1024:
+            self._compact()
+        return deadline
+
+    def finish(self, deadline: Deadline) -> None:
+        """The call ended (however): its deadline no longer applies."""
+        if deadline.finished:
+            return
+        deadline.finished = True
+        deadline.task = None  # an ended task (and its result) is not kept for the heap's sake
+        self._live -= 1
+        if not self._live:
+            # Nothing to time out: no timer either, which would keep the loop alive.
+            self._heap.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer, self._timer_at = None, float("inf")
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._fire)
+        self._timer_at = when
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        loop = self._loop_ref()
+        if loop is None or loop.is_closed():
+            return
+        now = loop.time()
+        heap = self._heap
+        while heap and (heap[0][0] <= now or heap[0][2].finished):
+            _, _, deadline = heapq.heappop(heap)
+            task = deadline.task
+            if task is not None:
+                deadline.expired = True
+                self.finish(deadline)
+                task.cancel()
+        if heap:
+            self._arm(loop, heap[0][0])
+
+    def _compact(self) -> None:
+        self._heap = [entry for entry in self._heap if not entry[2].finished]
+        heapq.heapify(self._heap)
+
+
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def deadlines() -> Deadlines:
+    """The running loop's Deadlines."""
+    loop = asyncio.get_running_loop()
+    found = _deadlines.get(loop)
+    if found is None:
+        found = _deadlines[loop] = Deadlines(loop)
+    return found
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, used by one call at a time.
 
@@ -174,13 +290,19 @@ class Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._waker = _waker(loop)
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._fileno = -1
-        # While a request is out: the answer's future, its status and body so far.
+        # While a request is out: the answer's future, and what has been parsed of it.
         self._answer: asyncio.Future[Answer] | None = None
         self._status = 0
         self._chunks: list[bytes] = []
+        self._head_bytes = 0  # received before the answer's headers ended
+        self._headers_done = False
+        self._sized = False  # Content-Length or chunked; else the body ends with the connection
+        self._keep_alive = False
+        self._complete = False  # the final (not 1xx) answer is in
+        self._trailing = False  # and something came after it
         self._settled = False
         self._writable = True
         self._lost = False
@@ -202,8 +324,24 @@ class Connection(asyncio.Protocol):
             # Bytes nobody asked for: the next answer read here could be this one.
             self._unusable = True
             return
-        self._h11.receive_data(data)
-        self._parse()
+        if self._settled:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._settle(None, Broken("Upgrade"))  # a 101: no longer HTTP
+            return
+        except httptools.HttpParserError as exc:
+            if not self._complete:
+                self._settle(None, Broken(type(exc).__name__))
+                return
+            self._trailing = True  # the answer is in; what followed it is not HTTP
+        if self._complete:
+            self._deliver()
+        elif not self._headers_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD:
+                self._settle(None, Broken("HeadTooLarge"))
 
     def eof_received(self) -> bool:
         self._feed_eof()
@@ -227,6 +365,35 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable = True
+
+    # -- httptools' callbacks, while an answer is parsed ---------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self._trailing = True  # a second answer nobody asked for
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._complete and name.lower() in (b"content-length", b"transfer-encoding"):
+            self._sized = True
+
+    def on_headers_complete(self) -> None:
+        if not self._complete:
+            self._status = self._parser.get_status_code()
+            self._keep_alive = self._parser.should_keep_alive()
+            self._headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        if not self._complete:
+            self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._complete:
+            return
+        if self._status < 200:  # 100 Continue and the like: the answer follows
+            self._headers_done = self._sized = False
+            self._head_bytes, self._chunks = 0, []
+            return
+        self._complete = True
 
     # -- the pool's side -------------------------------------------------------------------
 
@@ -285,9 +452,9 @@ class Connection(asyncio.Protocol):
 
     # -- one exchange ----------------------------------------------------------------------
 
-    def send(self, head: h11.Request, body: bytes) -> asyncio.Future[Answer]:
-        """Write ``head`` and ``body``; return the future of (status, body, whether the
-        connection can be used again).
+    def send(self, head: bytes, body: bytes) -> asyncio.Future[Answer]:
+        """Write ``head`` (the request line and headers, built by the pool) and ``body``;
+        return the future of (status, body, whether the connection can be used again).
 
         The future fails with :class:`Broken` if the connection fails or the answer is not
         HTTP. After any exception while waiting for it (cancellation included) the caller
@@ -304,17 +471,12 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._lost or self._unusable:
             raise Broken("ConnectionClosed")
-        h = self._h11
-        try:
-            out = h.send_with_data_passthrough(head) or []
-            out += h.send_with_data_passthrough(h11.Data(data=body)) or []
-            out += h.send_with_data_passthrough(h11.EndOfMessage()) or []
-        except h11.ProtocolError as exc:
-            raise Broken(type(exc).__name__) from None
         answer: asyncio.Future[Answer] = self.loop.create_future()
         self._answer, self._settled = answer, False
-        self._status, self._chunks = 0, []
-        transport.writelines(out)
+        self._status, self._chunks, self._head_bytes = 0, [], 0
+        self._headers_done = self._sized = self._keep_alive = False
+        self._complete = self._trailing = False
+        transport.write(head + body)
         return answer
 
     def _unsent(self) -> bool:
@@ -328,39 +490,12 @@ class Connection(asyncio.Protocol):
         lower = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
         return bool(lower is not None and lower.get_write_buffer_size())
 
-    def _parse(self) -> None:
-        """Take every complete event h11 can make of the bytes so far."""
-        h = self._h11
-        try:
-            while True:
-                event = h.next_event()
-                if event is h11.NEED_DATA:
-                    return
-                if event is h11.PAUSED:
-                    # Never while an answer is due (it ends at EndOfMessage, below): rather than
-                    # spin or wait for what will not come, the exchange has failed.
-                    self._settle(None, Broken("Paused"))
-                    return
-                if isinstance(event, h11.Data):
-                    self._chunks.append(event.data)
-                elif isinstance(event, h11.Response):
-                    self._status = event.status_code
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
-                    self._settle(None, Broken("ConnectionClosed"))
-                    return
-                # InformationalResponse (1xx): keep reading
-        except h11.ProtocolError as exc:
-            self._settle(None, Broken(type(exc).__name__))
-            return
-        reusable = h.our_state is h11.DONE and h.their_state is h11.DONE and not self._eof
-        if reusable:  # and nothing came after the answer (it would be read as the next one)
-            reusable = not h.trailing_data[0]
-        if reusable:  # and the server read the whole request (an early answer may not have)
-            reusable = not self._unsent()
-        if reusable:
-            h.start_next_cycle()
+    def _deliver(self) -> None:
+        """The answer is complete: hand it over, saying whether the connection can be reused:
+        the answer keeps it alive, nothing came after it (that would be read as the next
+        answer), the server has not closed it, and it read the whole request (an early answer
+        may not have)."""
+        reusable = self._keep_alive and not self._trailing and not self._eof and not self._unsent()
         self._settle((self._status, b"".join(self._chunks), reusable), None)
 
     def _settle(self, result: Answer | None, error: Broken | None) -> None:
@@ -375,11 +510,17 @@ class Connection(asyncio.Protocol):
             self._waker.resume(answer, outcome)
 
     def _feed_eof(self) -> None:
-        if not self._eof:
-            self._eof = True
-            self._h11.receive_data(b"")
-            if self._answer is not None or self._on_done is not None:
-                self._parse()
+        if self._eof:
+            return
+        self._eof = True
+        if self._settled or (self._answer is None and self._on_done is None):
+            return
+        if self._headers_done and not self._sized and self._status not in (204, 304):
+            # An answer with neither a length nor chunks ends when the connection does.
+            self._complete = True
+            self._deliver()
+        else:
+            self._settle(None, Broken("ConnectionClosed"))
 
     def _finish(self) -> None:
         on_done, self._on_done = self._on_done, None

@@ -176,6 +176,23 @@ def cpu_section(results: Results) -> str:
     )
 
 
+def client_cpu_section(results: Results) -> str:
+    return table(
+        ["operation", "concurrency", "calls/s", "% of ideal", "client CPU µs/call", "worst lag ms"],
+        [
+            [
+                run.op,
+                run.concurrency,
+                f"{run.calls_per_s:,.0f}",
+                f"{run.share:.0%}",
+                f"{run.cpu_us:.0f}",
+                f"{run.lag_max_ms:.1f}",
+            ]
+            for run in results.client_cpu
+        ],
+    )
+
+
 def memory_section(results: Results) -> str:
     return table(
         ["messages in the thread", "peak traced memory while iterating (MiB)", "seconds"],
@@ -283,6 +300,29 @@ def targets(results: Results) -> list[tuple[str, str, bool, str]]:
                 "" if ours.lag_max_ms < 20 else lag_limit(ours),
             )
         )
+    for run in results.client_cpu:
+        if run.concurrency == 128:
+            out.append(
+                (
+                    f"{run.op} at concurrency 128, instant backend: client CPU ≤ 180 µs per call",
+                    f"{run.cpu_us:.0f} µs",
+                    run.cpu_us <= 180,
+                    "",
+                )
+            )
+        floor = 0.8 if run.concurrency == 128 else 0.9
+        out.append(
+            (
+                f"{run.op} at concurrency {run.concurrency}, instant backend (client CPU runs): "
+                f"≥ {floor:.0%} of ideal",
+                f"{run.calls_per_s:,.0f} calls/s = {run.share:.0%} of {run.ideal:,.0f}",
+                run.share >= floor,
+                ""
+                if run.share >= floor
+                else f"one core of Python at {run.cpu_us:.0f} µs per "
+                f"call carries about {1e6 / run.cpu_us:,.0f} calls/s, less what else runs",
+            )
+        )
     worst_cpu = max(results.cpu, key=lambda row: row.sdk_us)
     out.append(
         (
@@ -332,6 +372,7 @@ def markdown(results: Results, meta: dict[str, str]) -> str:
         throughput=throughput_section(results),
         cpu=cpu_section(results),
         memory=memory_section(results),
+        client_cpu=client_cpu_section(results),
     )
 
 
@@ -406,12 +447,22 @@ backend process (single-threaded: near 1.0 it is saturated), this Python process
 core at most, under the GIL), and the whole machine ({cores} cores; the rest is other
 processes, which are not part of the benchmark).
 
+### Client CPU per call
+
+The figure that does not swing with other load on the machine: this process's CPU time
+(`time.process_time`) per call, over closed loops against the instant backend
+(`tests/benchmarks/client_cpu.py`; alone: `python -m tests.benchmarks.client_cpu`). Other
+processes change how many calls fit in a second far more than what each one costs. At
+concurrency 128 one core of Python is the limit: calls/s is about 1,000,000 / µs per call.
+
+{client_cpu}
+
 ## 5. CPU time per operation
 
 Sequential calls without delay. *SDK* is this SDK's own work per call (validation, models,
 dispatch, encoding and decoding), measured by replaying recorded answers instead of calling
 the network; *transport* is the rest of this process's CPU per call against the deployment
-(limiter, HTTP framing with h11 on a kept-alive asyncio connection, the JSON envelope). The
+(limiter, HTTP framing with httptools on a kept-alive asyncio connection, the JSON envelope). The
 raw client and Node
 columns are each client's whole process CPU per call. Engine ms is the deployment's median time
 per call inside convex-test.

@@ -21,6 +21,7 @@ import orjson
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
+from . import client_cpu
 from . import scenarios as sc
 from .harness import (
     Cost,
@@ -77,6 +78,8 @@ class Results:
     cpu: list[CpuRow] = field(default_factory=list)
     memory: dict[int, tuple[float, float]] = field(default_factory=dict)
     """Messages in the thread -> (peak traced MiB while iterating, seconds)."""
+    client_cpu: list[client_cpu.CpuRun] = field(default_factory=list)
+    """This process's CPU per call in closed loops against the instant backend."""
 
 
 _started = time.monotonic()
@@ -119,7 +122,10 @@ async def run(seconds: float) -> Results:
             results.loads = await loads("local deployment", pair, ts, seconds, dep.pid or 0, stats)
             stats.set_delay(0)
             step(f"throughput against an instant backend, {DELAY_MS:g} ms round trip")
-            results.loads += await instant_loads(stats, seconds)
+            answers = recorded_answers(stats)
+            results.loads += await instant_loads(answers, seconds)
+            step("client CPU per call against the instant backend")
+            results.client_cpu = await client_cpu.runs(answers, max(seconds, 2.0))
 
             step("memory while iterating")
             results.memory = await memory(store, stats)
@@ -277,13 +283,17 @@ async def loads(
     return rows
 
 
-async def instant_loads(stats: Stats, seconds: float) -> list[LoadRow]:
-    """The same runs against a backend that answers at once after the same delay: what each
-    client reaches when the emulator is not the limit."""
-    answers = {
+def recorded_answers(stats: Stats) -> dict[str, str]:
+    """The deployment's answer to each op the throughput runs send, for the instant backend."""
+    return {
         op: orjson.dumps(stats.post("mutation", sc.STORAGE, request)[1]).decode()
         for op, request in sc.answer_samples().items()
     }
+
+
+async def instant_loads(answers: dict[str, str], seconds: float) -> list[LoadRow]:
+    """The same runs against a backend that answers at once after the same delay: what each
+    client reaches when the emulator is not the limit."""
     key = "instant|benchmark"
     with instant_backend(answers, DELAY_MS) as (url, pid):
         async with ConvexStore(url, key, max_concurrency=max(CONCURRENCY)) as store:

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import h11
 import orjson
 import pytest
 
@@ -455,46 +454,41 @@ async def _settled(future: asyncio.Future[Any]) -> None:
 
 
 async def test_an_error_in_parsing_never_leaves_the_caller_waiting() -> None:
-    class Exploding:  # an h11 stand-in whose parser fails in a way nobody planned for
-        def receive_data(self, data: bytes) -> None:
+    class Exploding:  # a parser stand-in that fails in a way nobody planned for
+        def feed_data(self, data: bytes) -> None:
             raise RuntimeError("parser bug")
 
     loop = asyncio.get_running_loop()
     waiting = Connection(loop)
     answer: asyncio.Future[Any] = loop.create_future()
-    waiting._answer, waiting._h11 = answer, Exploding()  # type: ignore[assignment]
+    waiting._answer, waiting._parser = answer, Exploding()  # type: ignore[assignment]
     with pytest.raises(RuntimeError):
-        waiting.connection_lost(None)
+        waiting.data_received(b"HTTP/1.1 200 OK\r\n")
+    waiting.connection_lost(None)  # what asyncio does once a protocol callback raised
     await _settled(answer)
     with pytest.raises(Broken):
         answer.result()
     # An abandoned connection releases its caller's token all the same.
     abandoned = Connection(loop)
-    abandoned._answer, abandoned._h11 = loop.create_future(), Exploding()  # type: ignore[assignment]
+    abandoned._answer, abandoned._parser = loop.create_future(), Exploding()  # type: ignore[assignment]
     released: list[bool] = []
     abandoned.abandon(lambda: released.append(True), None)
     with pytest.raises(RuntimeError):
-        abandoned.connection_lost(None)
+        abandoned.data_received(b"HTTP/1.1 200 OK\r\n")
+    abandoned.connection_lost(None)
     assert released == [True]
 
 
-async def test_a_paused_parser_fails_the_exchange_instead_of_spinning() -> None:
-    class Paused:
-        calls = 0
-
-        def next_event(self) -> Any:
-            self.calls += 1
-            if self.calls > 3:
-                raise RuntimeError("spinning")
-            return h11.PAUSED
-
+async def test_an_answer_that_leaves_http_fails_the_exchange_instead_of_waiting() -> None:
     loop = asyncio.get_running_loop()
     conn = Connection(loop)
     answer: asyncio.Future[Any] = loop.create_future()
-    conn._answer, conn._h11 = answer, Paused()  # type: ignore[assignment]
-    conn._parse()
+    conn._answer = answer
+    conn.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+    )
     await _settled(answer)
-    with pytest.raises(Broken, match="Paused"):
+    with pytest.raises(Broken, match="Upgrade"):
         answer.result()
 
 

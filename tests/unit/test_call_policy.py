@@ -298,3 +298,60 @@ def test_a_secret_read_from_a_file_loses_its_newline() -> None:
 def test_bad_limits_are_refused(options: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigurationError, match=problem):
         HttpTransport("https://a.convex.cloud", admin_key=KEY, **options)
+
+
+# -- deadlines: one timer for every call -----------------------------------------------------
+
+
+async def test_a_callers_own_cancellation_is_not_reported_as_a_timeout() -> None:
+    t, _ = transport("hang", request_timeout=0.2)
+    with pytest.raises(TimeoutError) as info:  # the caller's deadline, shorter than the call's
+        with anyio.fail_after(0.05):
+            await t.query("mod:fn", {})
+    assert not isinstance(info.value, RequestTimeoutError)
+    t, _ = transport("hang", request_timeout=5)
+    with anyio.move_on_after(0.05) as scope:
+        await t.query("mod:fn", {})
+    assert scope.cancelled_caught
+
+
+async def test_deadlines_keep_no_timer_and_no_task_once_calls_end() -> None:
+    from convex_mastra._http import deadlines
+
+    t, _ = transport(*[ok(1.0)] * 50, request_timeout=30)
+    for _ in range(50):
+        await t.query("mod:fn", {})
+    timer = deadlines()
+    assert timer._heap == [] and timer._timer is None and timer._live == 0
+
+
+async def test_ended_deadlines_do_not_pile_up_while_calls_go_on() -> None:
+    from convex_mastra._http import deadlines
+
+    t, _ = transport(*["hang"] + [ok(1.0)] * 5000, request_timeout=30)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: t.query("mod:fn", {}))  # stays in flight
+        await anyio.sleep(0.01)
+        for _ in range(5000):
+            await t.query("mod:fn", {})
+        timer = deadlines()
+        assert timer._live == 1
+        assert len(timer._heap) <= 2 * timer._live + 1025
+        tg.cancel_scope.cancel()
+
+
+async def test_concurrent_calls_each_time_out_on_their_own_deadline() -> None:
+    t, _ = transport(*["hang"] * 3, request_timeout=30)
+    ended: dict[float, float] = {}
+
+    async def call(limit: float) -> None:
+        started = anyio.current_time()
+        with pytest.raises(RequestTimeoutError):
+            await t.query("mod:fn", {}, timeout=limit)
+        ended[limit] = anyio.current_time() - started
+
+    async with anyio.create_task_group() as tg:
+        for limit in (0.15, 0.05, 0.1):
+            tg.start_soon(call, limit)
+    for limit, took in ended.items():
+        assert limit <= took < limit + 0.05

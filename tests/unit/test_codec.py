@@ -110,6 +110,23 @@ def test_timestamps_are_javascript_iso_with_milliseconds() -> None:
         to_iso(datetime(2026, 1, 2))
 
 
+@pytest.mark.parametrize(
+    ("when", "text"),
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "2026-01-02T03:04:05.000Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=timezone.utc), "2026-01-02T03:04:05.999Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 1000, tzinfo=timezone.utc), "0999-12-31T23:59:59.001Z"),
+        (
+            datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+            "2025-12-31T23:30:00.000Z",
+        ),
+    ],
+)
+def test_iso_text_is_what_javascripts_to_iso_string_makes(when: datetime, text: str) -> None:
+    assert to_iso(when) == text
+    assert truncate_ms(when).tzinfo is timezone.utc
+
+
 def test_document_size_counts_as_convex_does() -> None:
     empty = document_size({})
     assert document_size({"a": "xyz"}) == empty + 2 + len("a") + 1 + 3

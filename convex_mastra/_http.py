@@ -293,6 +293,7 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._fileno = -1
+        self._poller: select.poll | None = None
         # While a request is out: the answer's future, and what has been parsed of it.
         self._answer: asyncio.Future[Answer] | None = None
         self._status = 0
@@ -409,8 +410,10 @@ class Connection(asyncio.Protocol):
         except RuntimeError:
             return False
         try:
-            poller = select.poll()  # poll, not select: select fails for descriptors >= 1024
-            poller.register(self._fileno, select.POLLIN)
+            poller = self._poller
+            if poller is None:  # one per connection: a checkout costs one syscall
+                poller = self._poller = select.poll()  # not select: it fails for fds >= 1024
+                poller.register(self._fileno, select.POLLIN)
             return not poller.poll(0)
         except (OSError, ValueError):
             return False

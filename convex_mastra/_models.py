@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from ._codec import truncate_ms
@@ -35,9 +35,14 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
+Timestamp = Annotated[datetime, AfterValidator(truncate_ms)]
+"""An aware datetime, made UTC and cut to milliseconds (what a JavaScript Date holds). Only the
+timestamp fields run this check: a validator on every field would cost a Python call each."""
+
 
 class MastraModel(BaseModel):
-    """Base of every record model: camelCase aliases, unknown fields kept, ms-precision UTC."""
+    """Base of every record model: camelCase aliases, unknown fields kept; timestamps are
+    ``Timestamp`` (aware, UTC, milliseconds)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -45,11 +50,6 @@ class MastraModel(BaseModel):
         extra="allow",
         validate_assignment=True,
     )
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _utc_ms(cls, value: Any) -> Any:
-        return truncate_ms(value) if isinstance(value, datetime) else value
 
     def to_mastra(self) -> dict[str, Any]:
         """This record as Mastra's camelCase dict (None values left out)."""
@@ -85,9 +85,9 @@ class Thread(MastraModel):
     resource_id: str = Field(min_length=1)
     title: str = ""
     metadata: dict[str, Any] | None = None
-    created_at: datetime
-    updated_at: datetime
-    last_message_at: datetime | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_message_at: Timestamp | None = None
     """The newest message's ``createdAt``; None until the thread has one (ours, not Mastra's)."""
 
 
@@ -105,7 +105,7 @@ class Message(MastraModel):
 
     id: str = Field(min_length=1)
     role: str = Field(min_length=1)
-    created_at: datetime
+    created_at: Timestamp
     thread_id: str | None = None
     resource_id: str | None = None
     type: str = "v2"
@@ -126,8 +126,8 @@ class Resource(MastraModel):
     id: str = Field(min_length=1)
     working_memory: str | None = None
     metadata: dict[str, Any] | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class Page(BaseModel, Generic[T]):
@@ -170,8 +170,8 @@ class WorkflowRun(MastraModel):
     run_id: str = Field(min_length=1)
     snapshot: WorkflowSnapshot | str
     """The snapshot; text only when the stored value is not a JSON object."""
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     resource_id: str | None = None
 
 
@@ -213,5 +213,5 @@ class Score(MastraModel):
     batch_id: str | None = None
     dataset_id: str | None = None
     dataset_item_id: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import anyio
 import orjson
 from convex import ConvexInt64
-from convex.values import convex_to_json, json_to_convex
+from convex.values import _validate_object_field, convex_to_json, float_to_json, json_to_convex
 
 from ._errors import (
     AuthenticationError,
@@ -138,12 +138,48 @@ def _is_loopback(host: str) -> bool:
 def encode_args(args: Mapping[str, Any]) -> bytes:
     """Encode function arguments as Convex JSON, or raise ValidationError naming the field."""
     try:
-        return orjson.dumps({k: convex_to_json(v) for k, v in args.items()})
+        return orjson.dumps({k: _to_json(v) for k, v in args.items()})
     except (ValueError, TypeError) as exc:
         where = _find_bad_path(args)
         raise ValidationError(
             f"value at {where} cannot be stored in Convex: {exc}", field=where
         ) from None
+
+
+_FIELDS_CHECKED: set[str] = set()
+_FIELDS_REMEMBERED = 4096
+
+
+def _to_json(value: Any) -> Any:
+    """``convex.values.convex_to_json(value)``, the same values and the same errors, faster.
+
+    Requests are mostly dicts, lists and strings whose field names repeat from call to call:
+    those take a short path here, and a field name is checked once (convex checks every
+    character of every name, in Python, on every call). Anything else goes to convex itself.
+    """
+    kind = type(value)
+    if kind is str or value is None or value is True or value is False:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if key not in _FIELDS_CHECKED:
+                _check_field(key)
+            out[key] = _to_json(item)
+        return out
+    if kind is list:
+        return [_to_json(item) for item in value]
+    if kind is float:
+        return float_to_json(value)  # NaN, infinities and -0.0 travel as {"$float": ...}
+    return convex_to_json(value)
+
+
+def _check_field(key: Any) -> None:
+    if not isinstance(key, str):
+        raise ValueError(f"Convex object keys must be strings, found {key}")
+    _validate_object_field(key)
+    if len(_FIELDS_CHECKED) < _FIELDS_REMEMBERED and type(key) is str:
+        _FIELDS_CHECKED.add(key)
 
 
 def _find_bad_path(value: Any, path: str = "args") -> str:

@@ -82,7 +82,10 @@ async def measure(
 
 
 async def runs(
-    answers: dict[str, str], seconds: float, concurrency: tuple[int, ...] = CONCURRENCY
+    answers: dict[str, str],
+    seconds: float,
+    concurrency: tuple[int, ...] = CONCURRENCY,
+    ops: tuple[str, ...] = ("save", "get"),
 ) -> list[CpuRun]:
     """Save-1 and get-thread at each concurrency against the instant backend."""
     key = "instant|benchmark"
@@ -91,7 +94,7 @@ async def runs(
         async with ConvexStore(url, key, max_concurrency=max(concurrency)) as store:
             await store.handler_info()
             save1, _, _, get, _ = sc.small_ops(store, sc.Raw(url, key))
-            for op in (save1, get):
+            for op in [o for name, o in (("save", save1), ("get", get)) if name in ops]:
                 for c in concurrency:
                     calls, wall, cpu, lag = await measure(op.ours, c, seconds)
                     run = CpuRun(
@@ -111,11 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    parser.add_argument("--op", choices=["save", "get"], nargs="+", default=["save", "get"])
     args = parser.parse_args()
 
     async def go() -> None:
         answers = await recorded_answers()
-        await runs(answers, args.seconds, tuple(args.concurrency))
+        await runs(answers, args.seconds, tuple(args.concurrency), tuple(args.op))
 
     anyio.run(go)
 

@@ -77,8 +77,13 @@ def _handler(script: Script) -> type[http.server.BaseHTTPRequestHandler]:
             self.connection_id = script.connected()
 
         def finish(self) -> None:
-            script.disconnected()
             super().finish()
+            # Counted once the socket is closed (the server closes it after finish()), so a
+            # test that waits for the count knows the client can see the hang-up.
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self.connection.close()
+            script.disconnected()
 
         def do_POST(self) -> None:
             mode = script.next_mode()

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import orjson
 import pytest
+from convex.values import convex_to_json
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from convex_mastra import ValidationError
+from convex_mastra import ConvexInt64, ValidationError
 from convex_mastra._codec import (
     MAX_SAFE_INTEGER,
     check_json,
@@ -23,6 +28,7 @@ from convex_mastra._codec import (
     to_iso,
     truncate_ms,
 )
+from convex_mastra._transport import _to_json
 
 
 @pytest.mark.parametrize(
@@ -132,3 +138,49 @@ def test_document_size_counts_as_convex_does() -> None:
     assert document_size({"a": "xyz"}) == empty + 2 + len("a") + 1 + 3
     assert document_size({"n": 1}) == document_size({"n": 1.5}) == empty + 2 + 9
     assert document_size({"l": [None, True]}) == empty + 2 + 2 + 1 + 1
+
+
+# -- the request encoder: convex.values' rules, on a shorter path ------------------------------
+
+_keys = st.one_of(
+    st.sampled_from(["id", "op", "content", "$ref", "", "é", "a\x01", "x" * 1025, "_id"]),
+    st.text(max_size=8),
+)
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.text(max_size=10),
+    st.binary(max_size=6),
+    st.builds(ConvexInt64, st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(_keys, inner, max_size=4),
+        st.dictionaries(st.integers(0, 3), inner, min_size=1, max_size=2),
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(encode: Any, value: Any) -> Any:
+    try:
+        return orjson.dumps(encode(value))
+    except (ValueError, TypeError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_values)
+@example(float("nan"))
+@example({"a": [-0.0, math.inf]})
+@example({"ok": {"$ref": "x"}})
+@example({"é": 1})
+@example({1: "x"})
+@example((1, 2**60))
+def test_requests_encode_exactly_as_convex_values_does(value: Any) -> None:
+    assert _outcome(_to_json, value) == _outcome(convex_to_json, value)

@@ -139,9 +139,37 @@ def parse_time(value: Any) -> datetime:
 
 def check_json(value: Any, field: str) -> None:
     """Raise ValidationError unless ``value`` is JSON that JavaScript reads back unchanged."""
+    if _json_ok(value, 0):
+        return
     problem = _json_problem(value, field, 0)
     if problem:
         raise ValidationError(problem, field=field)
+
+
+def _json_ok(value: Any, depth: int) -> bool:
+    """``_json_problem(value) is None``, the common case fast: plain types are checked without
+    building the path of every value (only a refusal needs the path, and is walked again)."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _valid_unicode(value)
+    if value is None or kind is bool:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if depth >= _MAX_JSON_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or _valid_unicode(key)):
+                return False
+            if not _json_ok(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_json_ok(item, depth + 1) for item in value)
+    return _json_problem(value, "", depth) is None  # subclasses, other Mappings: the full rules
 
 
 def _json_problem(value: Any, path: str, depth: int) -> str | None:

@@ -8,15 +8,16 @@ Why it is built this way (measured, see docs/architecture.md):
   call, sets no timeout, raises bare ``Exception`` and blocks. So we speak the same wire format
   ourselves and reuse ``convex.values`` for value encoding (``ConvexInt64``, bytes, special
   floats), with orjson for the JSON itself.
-- The I/O runs on the event loop itself: keep-alive connections are asyncio protocols framed by
-  ``h11`` (``_http.py``), pooled by ``_pool.py``. A call is a write and a wait; no thread hop,
-  no GIL hand-over. (The first transport ran ``http.client`` on worker threads: about 0.3 ms
-  more CPU per call, which capped one process near 1,000 calls/s.) Encoding a big request or
-  decoding a big answer takes tens of milliseconds, so above a size threshold that runs on a
-  worker thread.
-- ``HttpTransport`` here is the call policy: each call runs inside ``anyio.fail_after(timeout)``,
-  is retried where that is safe, and its answer is decoded and mapped to the package's errors.
-  The pool (``_pool.py``) owns the sockets, TLS, and the ``max_concurrency`` bound on them.
+- The I/O runs on the event loop itself: keep-alive connections are asyncio protocols parsed
+  by ``httptools`` (``_http.py``), pooled by ``_pool.py``. A call is a write and a wait; no
+  thread hop, no GIL hand-over. (The first transport ran ``http.client`` on worker threads:
+  about 0.3 ms more CPU per call, which capped one process near 1,000 calls/s.) Encoding a big
+  request or decoding a big answer takes tens of milliseconds, so above a size threshold that
+  runs on a worker thread.
+- ``HttpTransport`` here is the call policy: each call has a deadline (one timer per event
+  loop, ``_http.Deadlines``), is retried where that is safe, and its answer is decoded and
+  mapped to the package's errors. The pool (``_pool.py``) owns the sockets, TLS, and the
+  ``max_concurrency`` bound on them.
 - ``AsyncTransport`` is what the stores need of a transport, so a test or a wrapper can stand
   in for ``HttpTransport`` (``transport=``), as httpx's clients take a transport.
 

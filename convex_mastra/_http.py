@@ -479,7 +479,7 @@ class Connection(asyncio.Protocol):
         self._status, self._chunks, self._head_bytes = 0, [], 0
         self._headers_done = self._sized = self._keep_alive = False
         self._complete = self._trailing = False
-        transport.write(head + body)
+        transport.writelines((head, body))  # Python 3.12+ sends both without joining them
         return answer
 
     def _unsent(self) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import orjson
 
 from convex_mastra import ConvexStore, LocalDeployment
 
@@ -45,14 +46,20 @@ class CpuRun:
         return self.calls_per_s / self.ideal
 
 
-async def recorded_answers() -> dict[str, str]:
-    """The deployment's answer to each op the runs send, for the instant backend."""
-    from .suite import recorded_answers as record
+def answers_of(stats: Stats) -> dict[str, str]:
+    """The deployment's answer to each op the throughput runs send, for the instant backend."""
+    return {
+        op: orjson.dumps(stats.post("mutation", sc.STORAGE, request)[1]).decode()
+        for op, request in sc.answer_samples().items()
+    }
 
+
+async def recorded_answers() -> dict[str, str]:
+    """``answers_of`` a fresh local deployment holding the benchmark's thread."""
     async with LocalDeployment() as dep:
         async with ConvexStore(dep.url, dep.admin_key) as store:
             await store.threads.save(sc.thread_row(sc.THREAD, sc.RESOURCE, sc.T0))
-        return record(Stats(dep.url, dep.admin_key))
+        return answers_of(Stats(dep.url, dep.admin_key))
 
 
 async def measure(

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import orjson
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
@@ -122,7 +121,7 @@ async def run(seconds: float) -> Results:
             results.loads = await loads("local deployment", pair, ts, seconds, dep.pid or 0, stats)
             stats.set_delay(0)
             step(f"throughput against an instant backend, {DELAY_MS:g} ms round trip")
-            answers = recorded_answers(stats)
+            answers = client_cpu.answers_of(stats)
             results.loads += await instant_loads(answers, seconds)
             step("client CPU per call against the instant backend")
             results.client_cpu = await client_cpu.runs(answers, max(seconds, 2.0))
@@ -281,14 +280,6 @@ async def loads(
             runs = {"ours": ours, "ts": Load.from_node(ts_result), "raw": raw}
             rows.append(LoadRow(backend, op.name, c, runs))
     return rows
-
-
-def recorded_answers(stats: Stats) -> dict[str, str]:
-    """The deployment's answer to each op the throughput runs send, for the instant backend."""
-    return {
-        op: orjson.dumps(stats.post("mutation", sc.STORAGE, request)[1]).decode()
-        for op, request in sc.answer_samples().items()
-    }
 
 
 async def instant_loads(answers: dict[str, str], seconds: float) -> list[LoadRow]:

@@ -22,7 +22,7 @@ import select
 import ssl
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httptools
 
@@ -158,18 +158,30 @@ def _settle(future: asyncio.Future[Any], outcome: Answer | Broken | None) -> Non
         future.set_result(outcome)
 
 
+_Kept = TypeVar("_Kept")
+
+
+def _per_loop(
+    table: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Kept],
+    loop: asyncio.AbstractEventLoop,
+    make: Callable[[asyncio.AbstractEventLoop], _Kept],
+) -> _Kept:
+    """``loop``'s entry of ``table``, made on first use. A loop closed with work still queued
+    (callers' futures, an armed timer) keeps itself alive through it: entries of closed loops
+    are dropped whenever a new one is made."""
+    found = table.get(loop)
+    if found is None:
+        for closed in [other for other in list(table) if other.is_closed()]:
+            table.pop(closed, None)
+        found = table[loop] = make(loop)
+    return found
+
+
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker] = weakref.WeakKeyDictionary()
 
 
 def _waker(loop: asyncio.AbstractEventLoop) -> Waker:
-    waker = _wakers.get(loop)
-    if waker is None:
-        # A loop closed with callers still queued keeps itself alive through their futures:
-        # drop the Wakers of closed loops whenever a new one is made.
-        for closed in [other for other in list(_wakers) if other.is_closed()]:
-            _wakers.pop(closed, None)
-        waker = _wakers[loop] = Waker(loop)
-    return waker
+    return _per_loop(_wakers, loop, Waker)
 
 
 async def turn() -> None:
@@ -272,11 +284,7 @@ _deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
 
 def deadlines() -> Deadlines:
     """The running loop's Deadlines."""
-    loop = asyncio.get_running_loop()
-    found = _deadlines.get(loop)
-    if found is None:
-        found = _deadlines[loop] = Deadlines(loop)
-    return found
+    return _per_loop(_deadlines, asyncio.get_running_loop(), Deadlines)
 
 
 class Connection(asyncio.Protocol):

@@ -122,7 +122,11 @@ def truncate_ms(value: datetime) -> datetime:
 def to_iso(value: datetime) -> str:
     """JavaScript's ``Date.prototype.toISOString()`` of ``value``: ``2026-01-02T03:04:05.678Z``
     (years below 1000 zero-padded to four digits, as JavaScript does)."""
-    return truncate_ms(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if value.tzinfo is not timezone.utc:
+        value = truncate_ms(value)  # refuses a naive value, converts others to UTC
+    # isoformat cuts to milliseconds as truncate_ms does (never rounds up), and a UTC value
+    # ends in "+00:00", which becomes "Z" (cheaper than formatting a naive copy).
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(value: Any) -> datetime:
@@ -137,13 +141,15 @@ def parse_time(value: Any) -> datetime:
     raise ValueError(f"not a timestamp: {value!r}")
 
 
-def check_json(value: Any, field: str) -> None:
-    """Raise ValidationError unless ``value`` is JSON that JavaScript reads back unchanged."""
+def check_json(value: Any, field: object) -> None:
+    """Raise ValidationError unless ``value`` is JSON that JavaScript reads back unchanged.
+    ``field`` names it in the error: any object whose ``str`` does, formatted only then."""
     if _json_ok(value, 0):
         return
-    problem = _json_problem(value, field, 0)
+    where = str(field)
+    problem = _json_problem(value, where, 0)
     if problem:
-        raise ValidationError(problem, field=field)
+        raise ValidationError(problem, field=where)
 
 
 def _json_ok(value: Any, depth: int) -> bool:
@@ -218,7 +224,7 @@ def _valid_unicode(text: str) -> bool:
     return True
 
 
-def json_text(value: Any, field: str) -> str:
+def json_text(value: Any, field: object) -> str:
     """``value`` checked and serialized as compact JSON text."""
     check_json(value, field)
     return orjson.dumps(value).decode()

@@ -164,6 +164,18 @@ class Dispatcher:
 
     async def send(self, op: str, table: str | None, /, **fields: Any) -> Reply:
         """One call to the handler; raises StorageOperationError when it answers ``ok: false``."""
+        answer = await self._answer(op, table, fields)
+        return Reply(
+            result=answer.get("result"), has_more=bool(answer.get("hasMore")), answer=answer
+        )
+
+    async def call(self, op: str, table: str | None, /, **fields: Any) -> Any:
+        """One call; the handler's ``result``."""
+        return (await self._answer(op, table, fields)).get("result")
+
+    async def _answer(
+        self, op: str, table: str | None, fields: dict[str, Any]
+    ) -> Mapping[str, Any]:
         request: dict[str, Any] = {
             "op": op,
             **{k: None if v is NULL else v for k, v in fields.items() if v is not None},
@@ -184,13 +196,7 @@ class Dispatcher:
             )
         if not answer.get("ok"):
             raise refusal(op, table or self.function, table, answer)
-        return Reply(
-            result=answer.get("result"), has_more=bool(answer.get("hasMore")), answer=answer
-        )
-
-    async def call(self, op: str, table: str | None, /, **fields: Any) -> Any:
-        """One call; the handler's ``result``."""
-        return (await self.send(op, table, **fields)).result
+        return answer
 
     async def drain(
         self, op: str, table: str | None, /, *, max_calls: int = MAX_CALLS, **fields: Any

@@ -65,7 +65,8 @@ def coerce(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
             f"{what} must be a {model.__name__} or a dict, not {type(value).__name__}", field=what
         )
     try:
-        return model.model_validate(dict(value))
+        # Validation reads the dict and never changes it: only other Mappings are copied.
+        return model.model_validate(value if type(value) is dict else dict(value))
     except pydantic.ValidationError as exc:
         raise ValidationError(f"invalid {what}: {_describe(exc)}", field=what) from None
 

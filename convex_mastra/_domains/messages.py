@@ -5,11 +5,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._codec import check_document_size, decode_json, json_text, to_iso
+from .._codec import MAX_DOCUMENT_BYTES, check_document_size, decode_json, json_text, to_iso
 from .._dispatch import HandlerInfo, batches
 from .._errors import ValidationError
 from .._models import Message, MessageContent, Page, coerce
@@ -87,27 +87,56 @@ def content_dict(content: MessageContent) -> dict[str, Any]:
 
 def message_row(message: Message, position: int) -> dict[str, Any]:
     """A Message as the stored row @mastra/convex writes; checks ids and size first."""
+    mid, thread_id, resource_id = message.id, message.thread_id, message.resource_id
+    # Reads refuse blank ids, so a message saved under one could never be read or deleted.
+    # One test for the usual case; the message naming what is wrong is only built on failure.
+    if (
+        not thread_id
+        or not resource_id
+        or not (mid.strip() and thread_id.strip() and resource_id.strip())
+    ):
+        _refuse_ids(message, position)
+    content = json_text(content_dict(message.content), _Where(position, mid, "content"))
+    row = {
+        "id": mid,
+        "thread_id": thread_id,
+        "content": content,
+        "role": message.role,
+        "type": message.type,
+        "createdAt": to_iso(message.created_at),
+        "resourceId": resource_id,
+    }
+    # A code point is at most 4 bytes of UTF-8: a row this short cannot reach the limit.
+    # A code point is at most 4 bytes of UTF-8, and the field names and Convex's system fields
+    # take far less than 1 KiB: a row this short cannot reach the limit, and is not measured.
+    chars = sum(map(len, (content, mid, thread_id, resource_id, message.role, message.type)))
+    if 4 * chars + 1024 > MAX_DOCUMENT_BYTES:
+        check_document_size(mid, row)
+    return row
+
+
+class _Where:
+    """``messages[i] ('id').field``, formatted only when an error names it."""
+
+    __slots__ = ("field", "id", "position")
+
+    def __init__(self, position: int, mid: str, field: str) -> None:
+        self.position, self.id, self.field = position, mid, field
+
+    def __str__(self) -> str:
+        return f"messages[{self.position}] ({self.id!r}).{self.field}"
+
+
+def _refuse_ids(message: Message, position: int) -> NoReturn:
     where = f"messages[{position}] ({message.id!r})"
     if not message.thread_id:
         raise ValidationError(f"{where} has no thread_id", field="thread_id")
     if not message.resource_id:
         raise ValidationError(f"{where} has no resource_id", field="resource_id")
-    # Reads refuse blank ids, so a message saved under one could never be read or deleted.
     check_id(message.id, f"{where}.id")
     check_id(message.thread_id, f"{where}.thread_id")
     check_id(message.resource_id, f"{where}.resource_id")
-    content = json_text(content_dict(message.content), f"{where}.content")
-    row = {
-        "id": message.id,
-        "thread_id": message.thread_id,
-        "content": content,
-        "role": message.role,
-        "type": message.type,
-        "createdAt": to_iso(message.created_at),
-        "resourceId": message.resource_id,
-    }
-    check_document_size(message.id, row)
-    return row
+    raise AssertionError("message_row found a blank id that check_id took")
 
 
 def chunks(rows: Sequence[dict[str, Any]], info: HandlerInfo) -> Iterable[list[dict[str, Any]]]:

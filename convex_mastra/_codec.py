@@ -34,6 +34,7 @@ __all__ = [
     "json_arg",
     "json_text",
     "parse_time",
+    "plain_json",
     "to_iso",
     "truncate_ms",
 ]
@@ -152,9 +153,16 @@ def check_json(value: Any, field: object) -> None:
         raise ValidationError(problem, field=where)
 
 
-def _json_ok(value: Any, depth: int) -> bool:
+def plain_json(value: Any) -> bool:
+    """Whether ``value`` is made only of dict, list, str, int, float, bool and None (those very
+    types, no subclasses) and check_json takes it: JSON that orjson writes as it stands."""
+    return _json_ok(value, 0, strict=True)
+
+
+def _json_ok(value: Any, depth: int, strict: bool = False) -> bool:
     """``_json_problem(value) is None``, the common case fast: plain types are checked without
-    building the path of every value (only a refusal needs the path, and is walked again)."""
+    building the path of every value (only a refusal needs the path, and is walked again).
+    ``strict``: anything but the plain types is refused rather than checked in full."""
     kind = type(value)
     if kind is str:
         return value.isascii() or _valid_unicode(value)
@@ -170,12 +178,13 @@ def _json_ok(value: Any, depth: int) -> bool:
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or _valid_unicode(key)):
                 return False
-            if not _json_ok(item, depth + 1):
+            if not _json_ok(item, depth + 1, strict):
                 return False
         return True
     if kind is list:
-        return all(_json_ok(item, depth + 1) for item in value)
-    return _json_problem(value, "", depth) is None  # subclasses, other Mappings: the full rules
+        return all(_json_ok(item, depth + 1, strict) for item in value)
+    # Subclasses and other Mappings: the full rules (or, strict, no).
+    return not strict and _json_problem(value, "", depth) is None
 
 
 def _json_problem(value: Any, path: str, depth: int) -> str | None:

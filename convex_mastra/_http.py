@@ -184,9 +184,10 @@ def _waker(loop: asyncio.AbstractEventLoop) -> Waker:
     return _per_loop(_wakers, loop, Waker)
 
 
-async def turn() -> None:
-    """Wait, if need be, for a loop iteration with room for one more call step (see Waker)."""
-    await _waker(asyncio.get_running_loop()).turn()
+async def turn(loop: asyncio.AbstractEventLoop) -> None:
+    """Wait, if need be, for an iteration of ``loop`` (the running one) with room for one more
+    call step (see Waker)."""
+    await _waker(loop).turn()
 
 
 class Deadline:
@@ -220,10 +221,9 @@ class Deadlines:
         self._timer_at = float("inf")
         self._live = 0
 
-    def start(self, seconds: float) -> Deadline:
-        """A deadline ``seconds`` from now for the running task."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+    def start(self, seconds: float, loop: asyncio.AbstractEventLoop) -> Deadline:
+        """A deadline ``seconds`` from now for the running task of ``loop`` (the running one)."""
+        task = asyncio.current_task(loop)
         assert task is not None
         deadline = Deadline(task)
         when = loop.time() + seconds
@@ -282,9 +282,9 @@ _deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
 )
 
 
-def deadlines() -> Deadlines:
-    """The running loop's Deadlines."""
-    return _per_loop(_deadlines, asyncio.get_running_loop(), Deadlines)
+def deadlines(loop: asyncio.AbstractEventLoop) -> Deadlines:
+    """``loop``'s Deadlines."""
+    return _per_loop(_deadlines, loop, Deadlines)
 
 
 class Connection(asyncio.Protocol):
@@ -406,16 +406,12 @@ class Connection(asyncio.Protocol):
 
     # -- the pool's side -------------------------------------------------------------------
 
-    def reusable(self) -> bool:
-        """Whether a request can be sent on this idle connection: the server has not closed it,
-        and nothing is waiting on the socket that the loop has not seen yet (an EOF, a reset or
-        stray bytes would all be read as the next request's answer, or break it)."""
-        if self._lost or self._eof or self._unusable or self._fileno < 0:
-            return False
-        try:
-            if asyncio.get_running_loop() is not self.loop:
-                return False
-        except RuntimeError:
+    def reusable(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a request from a call on ``loop`` (the running one) can be sent on this idle
+        connection: it was made on that loop, the server has not closed it, and nothing is
+        waiting on the socket that the loop has not seen yet (an EOF, a reset or stray bytes
+        would all be read as the next request's answer, or break it)."""
+        if self._lost or self._eof or self._unusable or self._fileno < 0 or loop is not self.loop:
             return False
         try:
             poller = self._poller

@@ -16,6 +16,7 @@ timeout, retries, decoding and the error mapping. This module owns the sockets: 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import Callable
@@ -83,8 +84,12 @@ class ConnectionPool:
         self._abandoned: set[Connection] = set()
         self.closed = False
 
-    async def post(self, kind: str, body: bytes, limit: float | None) -> tuple[int, bytes]:
-        """POST ``body`` to ``/api/<kind>``; the status and body of the answer.
+    async def post(
+        self, kind: str, body: bytes, limit: float | None, loop: asyncio.AbstractEventLoop
+    ) -> tuple[int, bytes]:
+        """POST ``body`` to ``/api/<kind>`` from a call on ``loop`` (the running one: passed
+        down, since asking for it costs a syscall on Python 3.11); the status and body of the
+        answer.
 
         Raises :class:`NotSent` when no connection could be made, and ``_http.Broken`` when the
         connection failed after the request may have been sent. ``limit`` is the call's timeout
@@ -97,7 +102,7 @@ class ConnectionPool:
             await self._limiter.acquire_on_behalf_of(token)
         holds_token = True
         try:
-            conn = await self._checkout()
+            conn = await self._checkout(loop)
             try:
                 # send() is synchronous and this frame keeps no reference to the head: the
                 # Authorization header never sits in the locals of a frame that awaits.
@@ -146,13 +151,13 @@ class ConnectionPool:
         for connection in list(self._abandoned):
             connection.close()
 
-    async def _checkout(self) -> Connection:
+    async def _checkout(self, loop: asyncio.AbstractEventLoop) -> Connection:
         if self.closed:
             raise ConfigurationError(CLOSED)
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if conn.reusable():
+            if conn.reusable(loop):
                 return conn
             # The server closed it while idle (or it belongs to another event loop): dropped,
             # and the call connects afresh, which sends nothing twice.

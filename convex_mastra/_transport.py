@@ -336,14 +336,16 @@ class HttpTransport:
         if self._pool.closed:
             raise ConfigurationError(CLOSED)
         limit = self.request_timeout if isinstance(timeout, UseDefault) else (timeout or None)
+        # Asked once and passed down: on Python 3.11 each asking costs a getpid() syscall.
+        loop = asyncio.get_running_loop()
         if limit is None:
-            return await self._with_retries(kind, path, args, limit, idempotent)
+            return await self._with_retries(kind, path, args, limit, idempotent, loop)
         # One timer for all calls, not a cancel scope per call (see Deadlines): the deadline
         # cancels this task, and only a cancellation it made becomes RequestTimeoutError.
-        timer = deadlines()
-        deadline = timer.start(limit)
+        timer = deadlines(loop)
+        deadline = timer.start(limit, loop)
         try:
-            return await self._with_retries(kind, path, args, limit, idempotent)
+            return await self._with_retries(kind, path, args, limit, idempotent, loop)
         except asyncio.CancelledError:
             if not deadline.expired or _cancelled_by_others():
                 raise
@@ -365,15 +367,21 @@ class HttpTransport:
     # -- the call policy -------------------------------------------------------------------
 
     async def _with_retries(
-        self, kind: Kind, path: str, args: Mapping[str, Any], limit: float | None, idempotent: bool
+        self,
+        kind: Kind,
+        path: str,
+        args: Mapping[str, Any],
+        limit: float | None,
+        idempotent: bool,
+        loop: asyncio.AbstractEventLoop,
     ) -> Any:
         started = time.monotonic()
         attempt = 0
-        await turn()  # calls started together encode and send over a few loop iterations
+        await turn(loop)  # calls started together encode and send over a few loop iterations
         body = await self._encode(path, args)  # once: every attempt sends the same bytes
         while True:
             try:
-                return await self._attempt(kind, path, body, limit)
+                return await self._attempt(kind, path, body, limit, loop)
             except DeploymentUnavailable as exc:
                 # Resending is safe when the request never left, or when it only reads: a write
                 # that may have committed is never replayed over someone else's newer write.
@@ -390,11 +398,18 @@ class HttpTransport:
                 logger.debug("retrying %s %s after %.3fs: %s", kind, path, delay, exc)
                 attempt += 1
                 await anyio.sleep(delay)
-                await turn()
+                await turn(loop)
 
-    async def _attempt(self, kind: Kind, path: str, body: bytes, limit: float | None) -> Any:
+    async def _attempt(
+        self,
+        kind: Kind,
+        path: str,
+        body: bytes,
+        limit: float | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Any:
         try:
-            status, content = await self._pool.post(kind, body, limit)
+            status, content = await self._pool.post(kind, body, limit, loop)
         except Broken as exc:
             message = f"connection to {self.url} failed during {kind} {path}: {exc.reason}"
             raise DeploymentUnavailable(self._redact(message)) from None

@@ -7,9 +7,17 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._codec import MAX_DOCUMENT_BYTES, check_document_size, decode_json, json_text, to_iso
+from .._codec import (
+    MAX_DOCUMENT_BYTES,
+    check_document_size,
+    decode_json,
+    json_text,
+    plain_json,
+    to_iso,
+)
 from .._dispatch import HandlerInfo, batches
 from .._errors import ValidationError
 from .._models import Message, MessageContent, Page, coerce
@@ -85,6 +93,26 @@ def content_dict(content: MessageContent) -> dict[str, Any]:
     }
 
 
+def content_json(content: MessageContent, where: object) -> str:
+    """``content_dict(content)`` as checked JSON text (``where`` names it in an error).
+
+    Content that is plain JSON already, nearly all of it, is written as the model holds it:
+    dumping the model would only copy it. Anything else (models, dataclasses, tuples in it)
+    goes through ``model_dump`` as before."""
+    fields = {key: value for key, value in content.__dict__.items() if value is not None}
+    if content.__pydantic_extra__:
+        fields.update(content.__pydantic_extra__)  # None kept: the caller set it
+    if plain_json(fields):
+        return orjson.dumps(fields).decode()
+    return json_text(content_dict(content), where)
+
+
+# content_json writes declared fields under their Python names, which must be their aliases.
+assert all(info.alias in (None, name) for name, info in MessageContent.model_fields.items()), (
+    "MessageContent field names and aliases differ"
+)
+
+
 def message_row(message: Message, position: int) -> dict[str, Any]:
     """A Message as the stored row @mastra/convex writes; checks ids and size first."""
     mid, thread_id, resource_id = message.id, message.thread_id, message.resource_id
@@ -96,7 +124,7 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
         or not (mid.strip() and thread_id.strip() and resource_id.strip())
     ):
         _refuse_ids(message, position)
-    content = json_text(content_dict(message.content), _Where(position, mid, "content"))
+    content = content_json(message.content, _Where(position, mid, "content"))
     row = {
         "id": mid,
         "thread_id": thread_id,

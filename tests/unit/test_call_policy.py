@@ -4,6 +4,7 @@ that the secret never reaches a message. Sockets are tested in tests/local/."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +38,10 @@ class ScriptedPool:
         self.bodies: list[dict[str, Any]] = []
         self.closed = False
 
-    async def post(self, kind: str, body: bytes, limit: float | None) -> tuple[int, bytes]:
+    async def post(
+        self, kind: str, body: bytes, limit: float | None, loop: asyncio.AbstractEventLoop
+    ) -> tuple[int, bytes]:
+        assert loop is asyncio.get_running_loop()
         self.bodies.append(orjson.loads(body))
         outcome = next(self.outcomes)
         if outcome == "hang":
@@ -321,7 +325,7 @@ async def test_deadlines_keep_no_timer_and_no_task_once_calls_end() -> None:
     t, _ = transport(*[ok(1.0)] * 50, request_timeout=30)
     for _ in range(50):
         await t.query("mod:fn", {})
-    timer = deadlines()
+    timer = deadlines(asyncio.get_running_loop())
     assert timer._heap == [] and timer._timer is None and timer._live == 0
 
 
@@ -334,7 +338,7 @@ async def test_ended_deadlines_do_not_pile_up_while_calls_go_on() -> None:
         await anyio.sleep(0.01)
         for _ in range(5000):
             await t.query("mod:fn", {})
-        timer = deadlines()
+        timer = deadlines(asyncio.get_running_loop())
         assert timer._live == 1
         assert len(timer._heap) <= 2 * timer._live + 1025
         tg.cancel_scope.cancel()

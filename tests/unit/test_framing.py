@@ -121,14 +121,14 @@ async def test_bytes_after_the_answer_make_the_connection_unusable() -> None:
     for stray in (OK, b"garbage", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"):
         outcome, conn = await exchange(OK + stray)
         assert outcome == (200, b"hello", False)
-        assert not conn.reusable()
+        assert not conn.reusable(asyncio.get_running_loop())
 
 
 async def test_bytes_nobody_asked_for_make_an_idle_connection_unusable() -> None:
     outcome, conn = await exchange(OK)
     assert outcome[2] is True
     conn.data_received(b"HTTP/1.1 200 OK\r\n")
-    assert not conn.reusable()
+    assert not conn.reusable(asyncio.get_running_loop())
 
 
 async def test_an_early_answer_with_the_body_unsent_is_not_reused() -> None:

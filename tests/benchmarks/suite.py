@@ -238,7 +238,7 @@ async def sdk_cpu(store: ConvexStore, op: sc.Op) -> float:
         del transport._decode
     replies = itertools.cycle(answers)
 
-    async def attempt(kind: str, path: str, body: bytes, limit: float | None) -> Any:
+    async def attempt(kind: str, path: str, body: bytes, limit: float | None, loop: Any) -> Any:
         # The request was encoded by the caller (_with_retries), as for sending.
         return decode(kind, path, 200, next(replies))
 

@@ -6,6 +6,7 @@ from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
 from ._domains.messages import DateRange, Include
 from ._domains.threads import ThreadClone
+from ._domains.vectors import IndexStats, QueryResult
 from ._errors import (
     AuthenticationError,
     BatchLimitError,
@@ -33,6 +34,7 @@ from ._models import (
 )
 from ._store import ConvexStore
 from ._transport import AsyncTransport, ConvexInt64, HttpTransport, RetryPolicy
+from ._vector import ConvexVector
 from ._version import __version__
 from .local import LocalDeployment
 
@@ -45,12 +47,14 @@ __all__ = [
     "ConvexMastraError",
     "ConvexServerCache",
     "ConvexStore",
+    "ConvexVector",
     "DateRange",
     "DeploymentUnavailable",
     "FunctionError",
     "HandlerInfo",
     "HttpTransport",
     "Include",
+    "IndexStats",
     "LocalDeployment",
     "LocalDeploymentError",
     "Message",
@@ -58,6 +62,7 @@ __all__ = [
     "NotFoundError",
     "Page",
     "PartialWriteError",
+    "QueryResult",
     "RecordTooLargeError",
     "RequestTimeoutError",
     "Resource",

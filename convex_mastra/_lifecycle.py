@@ -31,7 +31,7 @@ def resolve_deployment(
     if admin_key is None and auth_token is None:
         admin_key = os.environ.get("CONVEX_ADMIN_KEY")
     key_name = "admin_auth_token (or CONVEX_ADMIN_KEY)"
-    if owner == "ConvexStore":
+    if owner in ("ConvexStore", "ConvexVector"):
         key_name += " or auth_token"
     missing = [
         name

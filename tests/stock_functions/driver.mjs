@@ -3,11 +3,12 @@
 //   node driver.mjs <deployment url>   (admin key in env CONVEX_ADMIN_KEY)
 //
 // Reads one JSON array of calls on stdin: [{"domain": "memory", "method": "saveThread",
-// "args": {...}}, ...], or {"cache": {...config}, "method": "get", "args": [...]} for
-// ConvexServerCache. Runs them in order and prints a JSON array of results; a call that throws
+// "args": {...}}, ...], {"cache": {...config}, "method": "get", "args": [...]} for
+// ConvexServerCache, or {"vector": {...config}, "method": "query", "args": {...}} for
+// ConvexVector. Runs them in order and prints a JSON array of results; a call that throws
 // yields {"error": message}. JSON has no Date, so {"$date": iso} in args becomes a Date and a
 // Date in results becomes {"$date": iso}.
-import { ConvexServerCache, ConvexStore } from "@mastra/convex";
+import { ConvexServerCache, ConvexStore, ConvexVector } from "@mastra/convex";
 
 const [url] = process.argv.slice(2);
 const adminAuthToken = process.env.CONVEX_ADMIN_KEY;
@@ -39,7 +40,10 @@ const store = new ConvexStore({ id: "interop", deploymentUrl: url, adminAuthToke
 const results = [];
 for (const call of calls) {
   try {
-    if (call.cache) {
+    if (call.vector) {
+      const vector = new ConvexVector({ id: "interop", deploymentUrl: url, adminAuthToken, ...call.vector });
+      results.push({ result: (await vector[call.method](call.args)) ?? null });
+    } else if (call.cache) {
       const cache = new ConvexServerCache({ deploymentUrl: url, adminAuthToken, ...call.cache });
       results.push({ result: (await cache[call.method](...(call.args ?? []))) ?? null });
     } else {

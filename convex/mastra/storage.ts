@@ -5,7 +5,8 @@
  * responses), so the TypeScript package and the convex-mastra Python SDK can
  * share one deployment, plus the extra ops listed in `info`:
  *   info, pageByIndex, pageByRank, scan, messageWindow, count, rebuildCounters,
- *   saveMessages, deleteMessages, deleteThread.
+ *   saveMessages, deleteMessages, deleteThread, and on vector tables
+ *   vectorQuery and vectorCount.
  * The stock handler answers `info` with {ok:false, error:"Unsupported
  * operation info"}, which is how clients tell the two apart.
  *
@@ -59,6 +60,7 @@ import {
   typedOp,
 } from "./lib/typed";
 import { vectorOp } from "./lib/vectors";
+import { MAX_SCAN_ROWS, MAX_TOP_K } from "./lib/vectorSearch";
 import { workflowOp } from "./lib/workflow";
 import { Writer } from "./lib/writer";
 
@@ -92,6 +94,8 @@ const OUR_OPS = [
   "deleteThread",
   "scan",
   "messageWindow",
+  "vectorQuery",
+  "vectorCount",
 ];
 
 /** Ops that only read, so a client may send them again after an answer was lost. */
@@ -109,6 +113,8 @@ const READ_OPS = [
   "omGetHistory",
   "listDueSchedules",
   "listScheduleTriggers",
+  "vectorQuery",
+  "vectorCount",
 ];
 
 const INFO = {
@@ -136,6 +142,8 @@ const INFO = {
     batchBytes: BATCH_BYTES,
     windowItems: MAX_WINDOW_ITEMS,
     documentBytes: MAX_DOCUMENT_BYTES,
+    vectorTopK: MAX_TOP_K,
+    vectorScanRows: MAX_SCAN_ROWS,
   },
 };
 
@@ -218,6 +226,12 @@ export const storageArgs = {
   threadUpdatedAt: optional,
   threadId: optional,
   force: optional,
+  // vector search
+  vector: optional,
+  metric: optional,
+  topK: optional,
+  filter: optional,
+  includeVector: optional,
 };
 
 const SCHEDULE_OP_SET = new Set<string>(SCHEDULE_OPS);

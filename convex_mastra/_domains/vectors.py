@@ -33,7 +33,7 @@ from .._codec import (
     js_numbers,
     to_iso,
 )
-from .._dispatch import MAX_CALLS, Dispatcher, HandlerInfo, batches
+from .._dispatch import MAX_CALLS, Dispatcher, HandlerInfo, Reply, batches
 from .._errors import (
     BatchLimitError,
     ConvexMastraError,
@@ -136,8 +136,12 @@ class VectorIndexes:
         name = _check_name(index_name)
         stats = _stats_of(await self._require(name), 0)
         count = 0
-        async for page in self._pages(name, stats.dimension):
-            count += len(page)
+        if (await self._dispatcher.info()).supports("vectorCount"):
+            async for reply in self._replies("vectorCount", PREFIX + name):
+                count += int(reply.result)
+        else:
+            async for page in self._pages(name, stats.dimension):
+                count += len(page)
         return stats.model_copy(update={"count": count})
 
     async def delete_index(self, index_name: str) -> None:
@@ -214,17 +218,32 @@ class VectorIndexes:
         match = compile_filter(filter)
         stats = _stats_of(await self._require(name), 0)
         query = _check_vector(query_vector, stats.dimension, "query_vector")
-        score = _scorer(stats.metric, query)
         best: builtins.list[tuple[float, str, Row]] = []
-        async for page in self._pages(name, stats.dimension):
-            found = await anyio.to_thread.run_sync(_top, page, score, match, top_k, query)
-            best = heapq.nsmallest(top_k, [*best, *found], key=_rank)
+        if (await self._dispatcher.info()).supports("vectorQuery"):
+            # Our handler scores each page where the rows are and answers with its best; the
+            # filter travels as JSON text, since Convex refuses "$" field names in arguments.
+            async for reply in self._replies(
+                "vectorQuery",
+                PREFIX + name,
+                vector=query,
+                metric=stats.metric,
+                topK=top_k,
+                filter=None if match is None else orjson.dumps(filter).decode(),
+                includeVector=include_vector,
+            ):
+                found = [(-float(r["score"]), str(r["id"]), r) for r in reply.result["results"]]
+                best = heapq.nsmallest(top_k, [*best, *found], key=_rank)
+        else:
+            score = _scorer(stats.metric, query)
+            async for page in self._pages(name, stats.dimension):
+                found = await anyio.to_thread.run_sync(_top, page, score, match, top_k, query)
+                best = heapq.nsmallest(top_k, [*best, *found], key=_rank)
         return [
             QueryResult(
                 id=rid,
                 score=-negative,
                 metadata=_dict_or_none(row.get("metadata")),
-                vector=row.get("embedding") if include_vector else None,
+                vector=row.get("vector", row.get("embedding")) if include_vector else None,
             )
             for negative, rid, row in best
         ]
@@ -350,17 +369,23 @@ class VectorIndexes:
             yield page
 
     async def _paged(self, table: str, rows: int) -> AsyncIterator[builtins.list[Row]]:
+        async for reply in self._replies("queryTable", table, pageSize=rows):
+            yield [row for row in reply.result if isinstance(row, Mapping)]
+
+    async def _replies(self, op: str, table: str, **fields: Any) -> AsyncIterator[Reply]:
+        """The answers of ``op`` called page after page, each call continuing at the cursor
+        the previous one answered, until one says it has no more."""
         cursor: str | None = None
         for _ in range(MAX_CALLS):
-            reply = await self._dispatcher.send("queryTable", table, pageSize=rows, cursor=cursor)
-            yield [row for row in reply.result if isinstance(row, Mapping)]
+            reply = await self._dispatcher.send(op, table, cursor=cursor, **fields)
+            yield reply
             if not reply.has_more:
                 return
             following = reply.answer.get("continuationCursor")
             if not isinstance(following, str) or following == cursor:
-                raise ConvexMastraError(f"queryTable on {table} answered no way to continue")
+                raise ConvexMastraError(f"{op} on {table} answered no way to continue")
             cursor = following
-        raise BatchLimitError(f"reading {table} needed more than {MAX_CALLS} pages")
+        raise BatchLimitError(f"{op} on {table} needed more than {MAX_CALLS} calls")
 
     async def _matching(self, name: str, dimension: int, match: Predicate) -> AsyncIterator[Row]:
         async for page in self._pages(name, dimension):

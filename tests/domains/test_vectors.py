@@ -22,7 +22,7 @@ from convex_mastra import (
 )
 from convex_mastra._vector_filter import compile_filter
 from convex_mastra.pytest_plugin import Deployment
-from tests.conftest import import_rows
+from tests.conftest import RawHttp, import_rows
 from tests.local.test_ts_client import run_ts_client
 
 
@@ -109,8 +109,19 @@ async def test_queries_equal_a_brute_force_top_k_over_10000_vectors(
     for where in FILTERS:
         got = await vectors.query(name, query, top_k=10, filter=where)
         same_ranking(got, brute_force(rows, query, 10, where=where))
+    http = RawHttp(any_deployment.url, any_deployment.admin_key)
+    seq = http.next_seq()
     widest = await vectors.query(name, query, top_k=256, include_vector=True)
+    calls = http.calls_since(seq)
     same_ranking(widest, brute_force(rows, query, 256))
+    if (await vectors.handler_info()).supports("vectorQuery"):
+        # Scored where the rows are: the index row, then one call per page of the index,
+        # whose answer is its best 256 rather than its 10,000.
+        assert [c["op"] for c in calls][:2] == ["load", "vectorQuery"]
+        assert {c["op"] for c in calls[1:]} == {"vectorQuery"}
+        assert len(calls) <= 3
+    else:
+        assert {c["op"] for c in calls[1:]} == {"queryTable"}
     assert all(r.vector == rows[r.id][0] for r in widest)
     assert all(r.metadata == rows[r.id][1] for r in widest)  # ints come back as ints
 

@@ -179,3 +179,39 @@ async def test_a_query_reads_every_page_and_keeps_the_best() -> None:
         assert deployment.pages == [4, 4, 4]  # the handler's pageItems bound: 3 pages for 10
         with pytest.raises(NotFoundError):
             await vectors.query("other", [1, 0])
+
+
+async def test_on_a_handler_that_scores_the_best_of_each_page_are_merged() -> None:
+    deployment = Deployment()
+    handler = deployment.handler()
+    assert handler.info is not None
+    handler.info["ops"] = [*handler.info["ops"], "vectorQuery"]
+    pages = [
+        [{"id": "a", "score": 0.5}, {"id": "b", "score": 0.1}],
+        [{"id": "c", "score": 0.9, "metadata": {"k": 1.0}}, {"id": "d", "score": 0.5}],
+    ]
+    sent: list[dict[str, Any]] = []
+
+    def vector_query(request: dict[str, Any]) -> dict[str, Any]:
+        sent.append(request)
+        n = int(request.get("cursor") or 0)
+        more = n + 1 < len(pages)
+        return {
+            "ok": True,
+            "result": {"results": pages[n], "scanned": 2},
+            "hasMore": more,
+            "continuationCursor": str(n + 1),
+        }
+
+    handler.ops["vectorQuery"] = vector_query
+    async with ConvexVector(transport=FakeTransport(handler)) as vectors:
+        await vectors.create_index("i", 2)
+        top = await vectors.query("i", [1, 0], top_k=3, filter={"k": {"$gte": 1}})
+    assert [(r.id, r.score, r.metadata) for r in top] == [
+        ("c", 0.9, {"k": 1}),
+        ("a", 0.5, None),
+        ("d", 0.5, None),  # equal scores in id order, across pages
+    ]
+    assert [r.get("cursor") for r in sent] == [None, "1"]
+    # Operators cannot be argument field names: the filter goes as JSON text.
+    assert sent[0]["filter"] == '{"k":{"$gte":1}}' and sent[0]["topK"] == 3

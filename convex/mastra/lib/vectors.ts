@@ -32,6 +32,7 @@ import {
   recordId,
 } from "./typed";
 import { VECTORS, byIndex, readFilters, withEquality } from "./tables";
+import { vectorCount, vectorQuery } from "./vectorSearch";
 import type { Writer } from "./writer";
 
 function findVector(ctx: Ctx, indexName: string, id: string): Promise<Doc | null> {
@@ -130,6 +131,12 @@ export async function vectorOp(
       const docs = await query.take(cap + 1);
       return ok(docs.slice(0, cap), docs.length > cap ? { hasMore: true } : {});
     }
+
+    case "vectorQuery":
+      return vectorQuery(indexRows(ctx, indexName), req);
+
+    case "vectorCount":
+      return vectorCount(indexRows(ctx, indexName), req);
 
     case "deleteMany": {
       const ids = dedupe(readStringArray(req, "ids"));

@@ -1,6 +1,6 @@
-"""What both entry points (ConvexStore, ConvexServerCache) share: finding the deployment and
-its credentials, checking function paths, and the lifecycle (``async with``, ``close()`` and a
-ResourceWarning when never closed)."""
+"""What the entry points (ConvexStore, ConvexVector, ConvexServerCache) share: finding the
+deployment and its credentials, checking function paths, and the lifecycle (``async with``,
+``close()`` and a ResourceWarning when never closed)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,20 @@ import warnings
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._dispatch import Dispatcher
 from ._errors import ConfigurationError
 from ._transport import AsyncTransport, HttpTransport, RetryPolicy
 
-__all__ = ["Closable", "check_function_path", "open_transport", "resolve_deployment"]
+__all__ = [
+    "Closable",
+    "check_function_path",
+    "open_storage",
+    "open_transport",
+    "resolve_deployment",
+]
+
+DEFAULT_MAX_CONCURRENCY = 16
+"""Matches the 16 concurrent mutations of Convex's Free and Starter deployment classes."""
 
 _C = TypeVar("_C", bound="Closable")
 
@@ -96,6 +106,43 @@ def open_transport(
         retry=retry,
         allow_insecure_http=allow_insecure_http,
     )
+
+
+def open_storage(
+    owner: str,
+    transport: AsyncTransport | None,
+    *,
+    deployment_url: str | None,
+    admin_auth_token: str | None,
+    auth_token: str | None,
+    storage_function: str | None,
+    request_timeout: float | None,
+    max_concurrency: int,
+    retry: RetryPolicy | None,
+    allow_insecure_http: bool,
+    probe_table: str,
+) -> tuple[AsyncTransport, Dispatcher]:
+    """The transport and the storage handler's dispatcher of a storage client (``ConvexStore``,
+    ``ConvexVector``): the admin key calls ``mastra/storage:handle``, a user token the
+    authenticated ``mastra/public:storage``, unless ``storage_function`` names another."""
+    if admin_auth_token is not None and auth_token is not None:
+        raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
+    if storage_function is None:
+        storage_function = "mastra/public:storage" if auth_token else "mastra/storage:handle"
+    check_function_path("storage_function", storage_function)
+    opened = open_transport(
+        owner,
+        transport,
+        deployment_url=deployment_url,
+        admin_key=admin_auth_token,
+        auth_token=auth_token,
+        request_timeout=request_timeout,
+        max_concurrency=max_concurrency,
+        retry=retry,
+        allow_insecure_http=allow_insecure_http,
+        defaults={"request_timeout": 30.0, "max_concurrency": DEFAULT_MAX_CONCURRENCY},
+    )
+    return opened, Dispatcher(opened, storage_function, probe_table=probe_table)
 
 
 def check_function_path(name: str, value: object) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._dispatch import Dispatcher, HandlerInfo
+from ._dispatch import HandlerInfo
 from ._domains.documents import Documents
 from ._domains.messages import Messages
 from ._domains.resources import Resources
@@ -11,14 +11,10 @@ from ._domains.threads import Threads
 from ._domains.workflows import Workflows
 from ._errors import ConfigurationError
 from ._handlers import HandlerChoice
-from ._lifecycle import Closable, check_function_path, open_transport
+from ._lifecycle import DEFAULT_MAX_CONCURRENCY, Closable, open_storage
 from ._transport import AsyncTransport, RetryPolicy
 
 __all__ = ["ConvexStore"]
-
-
-DEFAULT_MAX_CONCURRENCY = 16
-"""Matches the 16 concurrent mutations of Convex's Free and Starter deployment classes."""
 
 
 class ConvexStore(Closable):
@@ -56,26 +52,19 @@ class ConvexStore(Closable):
         retry: RetryPolicy | None = None,
         transport: AsyncTransport | None = None,
     ) -> None:
-        if admin_auth_token is not None and auth_token is not None:
-            raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
-        if storage_function is None:
-            storage_function = "mastra/public:storage" if auth_token else "mastra/storage:handle"
-        check_function_path("storage_function", storage_function)
         self.id = id
-        self._transport = open_transport(
+        self._transport, self._dispatcher = open_storage(
             "ConvexStore",
             transport,
             deployment_url=deployment_url,
-            admin_key=admin_auth_token,
+            admin_auth_token=admin_auth_token,
             auth_token=auth_token,
+            storage_function=storage_function,
             request_timeout=request_timeout,
             max_concurrency=max_concurrency,
             retry=retry,
             allow_insecure_http=allow_insecure_http,
-            defaults={"request_timeout": 30.0, "max_concurrency": DEFAULT_MAX_CONCURRENCY},
-        )
-        self._dispatcher = Dispatcher(
-            self._transport, storage_function, probe_table="mastra_threads"
+            probe_table="mastra_threads",
         )
         self._handlers = HandlerChoice(self._dispatcher)
         handlers = self._handlers

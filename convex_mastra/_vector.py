@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from ._dispatch import Dispatcher, HandlerInfo
+from ._dispatch import HandlerInfo
 from ._domains.vectors import VectorIndexes
-from ._errors import ConfigurationError
-from ._lifecycle import Closable, check_function_path, open_transport
-from ._store import DEFAULT_MAX_CONCURRENCY
+from ._lifecycle import DEFAULT_MAX_CONCURRENCY, Closable, open_storage
 from ._transport import AsyncTransport, RetryPolicy
 
 __all__ = ["ConvexVector"]
@@ -40,27 +38,21 @@ class ConvexVector(Closable, VectorIndexes):
         retry: RetryPolicy | None = None,
         transport: AsyncTransport | None = None,
     ) -> None:
-        if admin_auth_token is not None and auth_token is not None:
-            raise ConfigurationError("pass either admin_auth_token or auth_token, not both")
-        if storage_function is None:
-            storage_function = "mastra/public:storage" if auth_token else "mastra/storage:handle"
-        check_function_path("storage_function", storage_function)
         self.id = id
-        self._transport = open_transport(
+        self._transport, dispatcher = open_storage(
             "ConvexVector",
             transport,
             deployment_url=deployment_url,
-            admin_key=admin_auth_token,
+            admin_auth_token=admin_auth_token,
             auth_token=auth_token,
+            storage_function=storage_function,
             request_timeout=request_timeout,
             max_concurrency=max_concurrency,
             retry=retry,
             allow_insecure_http=allow_insecure_http,
-            defaults={"request_timeout": 30.0, "max_concurrency": DEFAULT_MAX_CONCURRENCY},
+            probe_table="mastra_vector_indexes",
         )
-        VectorIndexes.__init__(
-            self, Dispatcher(self._transport, storage_function, probe_table="mastra_vector_indexes")
-        )
+        VectorIndexes.__init__(self, dispatcher)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from . import vectors
 from .harness import Load, percentile
 from .suite import DELAY_MS, LoadRow, Results
 
@@ -373,6 +374,7 @@ def markdown(results: Results, meta: dict[str, str]) -> str:
         cpu=cpu_section(results),
         memory=memory_section(results),
         client_cpu=client_cpu_section(results),
+        vectors=vectors.section(results.vectors),
     )
 
 
@@ -479,4 +481,21 @@ was allocated before the iteration. @mastra/convex has no iterator; its
 `listMessages(perPage: false)` holds every row it fetched, and at most 10,000.
 
 {memory}
+
+## 7. Vector indexes
+
+`ConvexVector` beside @mastra/convex's TypeScript `ConvexVector`, both on our handler, on a
+local deployment of their own (`tests/benchmarks/vectors.py`; alone: `python -m
+tests.benchmarks.vectors`). Upserts write 10,000 new vectors of 768 dimensions into an empty
+index. @mastra/convex sends one `batchInsert` per `upsert` call, whatever its size: called once
+with all of them, as an app would, and once 500 at a time. Queries ask for the top 10 of the
+index upserted here and of indexes of 10,000 and 100,000 vectors of 64 dimensions seeded
+straight into the table. Our handler scores each page where the rows are (`vectorQuery`) and
+answers with the page's best; @mastra/convex reads every row back (`queryTable`, 256 per call)
+and scores in Node. Bytes sent and answered are the JSON of the arguments and results for this
+SDK, the HTTP bodies for @mastra/convex. Time is wall time against the local deployment, whose
+index lookups scan the table (convex-test): an upsert slows as the index grows, as it would not
+on Convex.
+
+{vectors}
 """

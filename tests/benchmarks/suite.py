@@ -20,7 +20,7 @@ import anyio
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
-from . import client_cpu
+from . import client_cpu, vectors
 from . import scenarios as sc
 from .harness import (
     Cost,
@@ -79,6 +79,8 @@ class Results:
     """Messages in the thread -> (peak traced MiB while iterating, seconds)."""
     client_cpu: list[client_cpu.CpuRun] = field(default_factory=list)
     """This process's CPU per call in closed loops against the instant backend."""
+    vectors: list[vectors.VectorRow] = field(default_factory=list)
+    """Upserts and queries of vector indexes, both clients (a deployment of their own)."""
 
 
 _started = time.monotonic()
@@ -138,6 +140,10 @@ async def run(seconds: float) -> Results:
             async with ConvexServerCache(dep.url, dep.admin_key, key_prefix="bench:ours:") as c:
                 await c.get("warm-up")
                 results.costs.append(await clear_costs(stats, sc.clear_op(c, raw), ts))
+
+    step("vector indexes: upserts and queries, on a deployment of their own")
+    async with LocalDeployment() as vector_dep:
+        results.vectors = await vectors.run(vector_dep.url, vector_dep.admin_key)
     return results
 
 

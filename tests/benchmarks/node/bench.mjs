@@ -3,8 +3,9 @@
 //   CONVEX_ADMIN_KEY=... node bench.mjs <deployment url> < jobs.json > results.json
 //
 // stdin is a JSON array of jobs; stdout is a JSON array with one result per job. A job names one
-// client call, {"domain": "memory", "method": ..., "args": {...}} or {"cache": {...config},
-// "method": ..., "args": [...]}, and how to run it ("run"):
+// client call, {"domain": "memory", "method": ..., "args": {...}}, {"cache": {...config},
+// "method": ..., "args": [...]} or {"vector": {...config}, "method": ..., "args": {...}}, and how
+// to run it ("run"):
 //   "once":  one call; its result summarised, with the round trips it made and their documents
 //            read and written, taken from each response's Convex-Mastra-Stats header;
 //   "cpu":   `count` sequential calls; process CPU time per call (all of Node's work, the client's
@@ -13,8 +14,10 @@
 //            loop's delay meanwhile (perf_hooks histogram, 1 ms resolution).
 // "%n" in the args is replaced by a counter, unique per call, so saves insert new ids. JSON has no
 // Date, so {"$date": iso} becomes a Date. A job that throws yields {"error": message}.
+// Vector jobs may carry {"generate": {count, dim, seed}} in their args instead of "vectors"
+// (the vectors are made here, not shipped through stdin), and "chunk": n to upsert n at a time.
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { ConvexServerCache, ConvexStore } from "@mastra/convex";
+import { ConvexServerCache, ConvexStore, ConvexVector } from "@mastra/convex";
 
 const [url] = process.argv.slice(2);
 const adminAuthToken = process.env.CONVEX_ADMIN_KEY;
@@ -30,9 +33,47 @@ const realFetch = globalThis.fetch;
 globalThis.fetch = async (...args) => {
   const response = await realFetch(...args);
   const stats = response.headers.get("convex-mastra-stats");
-  if (sink && stats) sink.push(JSON.parse(stats));
+  const body = args[1]?.body;
+  const bytesSent = typeof body === "string" ? Buffer.byteLength(body) : (body?.byteLength ?? 0);
+  const bytesAnswered = Number(response.headers.get("content-length") ?? 0);
+  if (sink && stats) sink.push({ ...JSON.parse(stats), bytesSent, bytesAnswered });
   return response;
 };
+
+// Deterministic vectors in [-1, 1) (mulberry32), so a job names them instead of carrying them.
+function generated({ count, dim, seed }) {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return Array.from({ length: count }, () => Array.from({ length: dim }, () => next() * 2 - 1));
+}
+
+async function vectorCall(vector, method, args) {
+  if (args.generate) {
+    const made = generated(args.generate);
+    if (method === "query") args.queryVector = made[0];
+    else args.vectors = made;
+    if (method === "upsert") args.ids = made.map((_, i) => `ts-${i}`);
+    delete args.generate;
+  }
+  if (method === "upsert" && args.chunk) {
+    const { chunk, vectors, ids } = args;
+    for (let i = 0; i < vectors.length; i += chunk) {
+      await vector.upsert({
+        indexName: args.indexName,
+        vectors: vectors.slice(i, i + chunk),
+        ids: ids.slice(i, i + chunk),
+      });
+    }
+    return ids;
+  }
+  return vector[method](args);
+}
 
 const revive = (_key, value) =>
   value && typeof value === "object" && typeof value.$date === "string" && Object.keys(value).length === 1
@@ -45,6 +86,10 @@ let counter = 0;
 async function callerOf(job) {
   const text = JSON.stringify(job.args ?? null);
   const args = () => JSON.parse(text.replaceAll("%n", String(counter++)), revive);
+  if (job.vector) {
+    const vector = new ConvexVector({ id: "bench", deploymentUrl: url, adminAuthToken, ...job.vector });
+    return () => vectorCall(vector, job.method, args());
+  }
   if (job.cache) {
     const cache = new ConvexServerCache({ deploymentUrl: url, adminAuthToken, ...job.cache });
     return () => cache[job.method](...(args() ?? []));
@@ -54,6 +99,7 @@ async function callerOf(job) {
 }
 
 function summary(result) {
+  if (Array.isArray(result)) return { ids: result.map((item) => item?.id ?? item).slice(0, 10) };
   const items = result?.messages ?? result?.threads;
   if (Array.isArray(items)) return { ids: items.map((item) => item.id), total: result.total };
   return result?.id ? { id: result.id } : null;
@@ -73,6 +119,8 @@ async function once(call) {
     calls: calls.length,
     documentsRead: sum("documentsRead"),
     documentsWritten: sum("documentsWritten"),
+    bytesSent: sum("bytesSent"),
+    bytesAnswered: sum("bytesAnswered"),
   };
 }
 

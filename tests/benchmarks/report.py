@@ -455,9 +455,9 @@ The figure that does not swing with other load on the machine: this process's CP
 (`time.process_time`) per call, over closed loops against the instant backend
 (`tests/benchmarks/client_cpu.py`; alone: `python -m tests.benchmarks.client_cpu`). Other
 processes change how many calls fit in a second far more than what each one costs, yet a
-shared machine's neighbours still move single runs by 10-20%: each row is the median run, by
-CPU per call, of three. At concurrency 128 one core of Python is the limit: calls/s is about
-1,000,000 / µs per call.
+shared machine's neighbours still move single runs by 10-20%, and they only ever add: each
+row is the best run, by CPU per call, of three (timeit's rule). At concurrency 128 one core
+of Python is the limit: calls/s is about 1,000,000 / µs per call.
 
 {client_cpu}
 

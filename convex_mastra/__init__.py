@@ -5,7 +5,7 @@ import logging
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
 from ._domains.messages import DateRange, Include
-from ._domains.threads import ThreadClone
+from ._domains.threads import ThreadClone, ThreadCopy
 from ._domains.vectors import IndexStats, QueryResult
 from ._errors import (
     AuthenticationError,
@@ -71,6 +71,7 @@ __all__ = [
     "StorageOperationError",
     "Thread",
     "ThreadClone",
+    "ThreadCopy",
     "ValidationError",
     "WorkflowRun",
     "WorkflowSnapshot",

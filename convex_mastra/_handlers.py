@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from ._codec import json_text
 from ._dispatch import MAX_CALLS, Dispatcher, HandlerInfo
-from ._domains._base import in_chunks, now_iso
+from ._domains._base import CONFLICT, Conflict, in_chunks, now_iso
 from ._domains.documents import encode_record
 from ._domains.messages import TABLE as MESSAGES
 from ._domains.messages import Include, chunks
@@ -26,11 +26,20 @@ from ._domains.scorers import score_record
 from ._domains.threads import TABLE as THREADS
 from ._domains.workflows import INDEXES as RUN_INDEXES
 from ._domains.workflows import TABLE as WORKFLOWS
-from ._errors import BatchLimitError, NotFoundError
+from ._errors import BatchLimitError, NotFoundError, StorageOperationError
 from ._models import Score
-from ._paging import IndexQuery, Rows
+from ._paging import IndexQuery, Match, Rows
 
-__all__ = ["CAPABILITIES", "MESSAGES", "RESOURCES", "THREADS", "Handler", "HandlerChoice"]
+__all__ = [
+    "CAPABILITIES",
+    "CONFLICT",
+    "MESSAGES",
+    "RESOURCES",
+    "THREADS",
+    "Conflict",
+    "Handler",
+    "HandlerChoice",
+]
 
 CAPABILITIES = frozenset(
     {
@@ -46,6 +55,10 @@ CAPABILITIES = frozenset(
 
 DELETE_BATCH = 500
 """Messages one deleteThread call removes; small enough for Convex's per-transaction limits."""
+
+MOVE_BATCH = 500
+"""Messages one moveThread call rewrites: far under Convex's 16,000 writes, and the handler
+stops sooner at 4 MiB read, so the rewritten documents stay under its 16 MiB too."""
 
 
 class Handler:
@@ -121,10 +134,59 @@ class Handler:
         )
         return row
 
+    async def replace_thread_metadata(
+        self,
+        thread_id: str,
+        expected: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        encoded: Any,
+    ) -> Mapping[str, Any] | Conflict | None:
+        """Replace the metadata with ``encoded`` only if the stored metadata still equals
+        ``expected``, checked in the same mutation: the row, None when the thread does not
+        exist, or CONFLICT when another writer changed the metadata first."""
+        try:
+            row: Mapping[str, Any] | None = await self._dispatcher.call(
+                "updateThread",
+                THREADS,
+                id=thread_id,
+                metadata=encoded,
+                replaceMetadata=True,
+                expectedMetadata=json_text(dict(expected), "metadata"),
+                updatedAt=now_iso(),
+            )
+        except StorageOperationError as exc:
+            if exc.code != "CONFLICT":
+                raise
+            return CONFLICT
+        return row
+
     async def delete_thread(self, thread_id: str) -> None:
         """Delete the thread's messages in bounded batches, then the thread."""
         await self._dispatcher.drain(
             "deleteThread", THREADS, threadId=thread_id, batchSize=DELETE_BATCH
+        )
+
+    async def move_thread(self, thread_id: str, resource_id: str) -> bool:
+        """Give every message of the thread, then the thread, ``resource_id``: one call per
+        batch of at most MOVE_BATCH messages (and 4 MiB read), each its own transaction, the
+        thread row in the last. False when the thread does not exist."""
+        after = None
+        for _ in range(MAX_CALLS):
+            reply = await self._dispatcher.send(
+                "moveThread",
+                THREADS,
+                threadId=thread_id,
+                resourceId=resource_id,
+                batchSize=MOVE_BATCH,
+                after=after,
+                updatedAt=now_iso(),
+            )
+            if not reply.has_more:
+                return bool(reply.result["threadFound"])
+            after = reply.result["after"]
+        raise BatchLimitError(
+            f"moving thread {thread_id!r} needed more than {MAX_CALLS} calls; call move again "
+            "to continue"
         )
 
     # -- resources -----------------------------------------------------------------------------
@@ -158,8 +220,10 @@ class Handler:
         resource_id: str | None,
         status: str | None,
         bounds: Mapping[str, str] | None,
+        thread_id: str | None = None,
     ) -> IndexQuery:
-        """The listing of runs: the snapshot's status is a column of its own, in the index."""
+        """The listing of runs: the snapshot's status is a column of its own, in the index;
+        the thread is read from the snapshot as the handler scans."""
         eq: list[tuple[str, Any]] = []
         if workflow_name is not None:
             eq.append(("workflow_name", workflow_name))
@@ -171,7 +235,12 @@ class Handler:
             (workflow_name is not None, resource_id is not None, status is not None)
         ]
         return IndexQuery(
-            table=WORKFLOWS, index=index, sort_field="createdAt", eq=tuple(eq), range=bounds
+            table=WORKFLOWS,
+            index=index,
+            sort_field="createdAt",
+            eq=tuple(eq),
+            range=bounds,
+            match=Match("snapshot", {"threadId": thread_id}, view="run") if thread_id else None,
         )
 
     async def merge_workflow_state(

@@ -9,11 +9,11 @@ newer Mastra survives a round trip through this SDK.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Generic, TypeVar
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ._codec import truncate_ms
@@ -40,6 +40,30 @@ Timestamp = Annotated[datetime, AfterValidator(truncate_ms)]
 timestamp fields run this check: a validator on every field would cost a Python call each."""
 
 
+def utc_now() -> datetime:
+    """The current time as a ``Timestamp`` holds it: UTC, whole milliseconds."""
+    return truncate_ms(datetime.now(timezone.utc))
+
+
+def fill_times(data: Any) -> Any:
+    """Record input with ``createdAt`` defaulting to now and ``updatedAt`` to ``createdAt``;
+    other input is left to validation."""
+    if not isinstance(data, Mapping):
+        return data
+    created = data.get("createdAt", data.get("created_at"))
+    updated = data.get("updatedAt", data.get("updated_at"))
+    if created is not None and updated is not None:
+        return data
+    data = dict(data)  # the caller's dict is never changed
+    if created is None:
+        created = data["createdAt"] = utc_now()
+        data.pop("created_at", None)
+    if updated is None:
+        data["updatedAt"] = created
+        data.pop("updated_at", None)
+    return data
+
+
 class MastraModel(BaseModel):
     """Base of every record model: camelCase aliases, unknown fields kept; timestamps are
     ``Timestamp`` (aware, UTC, milliseconds)."""
@@ -54,6 +78,16 @@ class MastraModel(BaseModel):
     def to_mastra(self) -> dict[str, Any]:
         """This record as Mastra's camelCase dict (None values left out)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="python")
+
+
+class TimedModel(MastraModel):
+    """A record whose ``created_at`` is now when not given (Mastra's stores fill it in) and
+    whose ``updated_at`` is ``created_at`` when not given."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_times(cls, data: Any) -> Any:
+        return fill_times(data)
 
 
 def coerce(model: type[M], value: M | Mapping[str, Any], what: str) -> M:
@@ -79,15 +113,17 @@ def _describe(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
-class Thread(MastraModel):
+class Thread(TimedModel):
     """A conversation thread owned by a resource (a user, an agent, a tenant...)."""
 
     id: str = Field(min_length=1)
     resource_id: str = Field(min_length=1)
     title: str = ""
     metadata: dict[str, Any] | None = None
-    created_at: Timestamp
-    updated_at: Timestamp
+    # The defaults only tell type checkers the fields may be left out; TimedModel's
+    # validator fills both in first (updated_at from created_at).
+    created_at: Timestamp = Field(default_factory=utc_now)
+    updated_at: Timestamp = Field(default_factory=utc_now)
     last_message_at: Timestamp | None = None
     """The newest message's ``createdAt``; None until the thread has one (ours, not Mastra's)."""
 
@@ -106,7 +142,8 @@ class Message(MastraModel):
 
     id: str = Field(min_length=1)
     role: str = Field(min_length=1)
-    created_at: Timestamp
+    created_at: Timestamp = Field(default_factory=utc_now)
+    """Now, when not given."""
     thread_id: str | None = None
     resource_id: str | None = None
     type: str = "v2"
@@ -115,20 +152,23 @@ class Message(MastraModel):
     @field_validator("content", mode="before")
     @classmethod
     def _plain_text(cls, value: Any) -> Any:
-        # Format-1 rows hold plain text; Mastra reads them as one text part.
+        # Plain text (format-1 rows, or a caller's string) is one text part, as Mastra's
+        # message list reads it.
         if isinstance(value, str):
             return {"format": 2, "content": value, "parts": [{"type": "text", "text": value}]}
         return value
 
 
-class Resource(MastraModel):
+class Resource(TimedModel):
     """What an agent remembers about a resource across threads: working memory and metadata."""
 
     id: str = Field(min_length=1)
     working_memory: str | None = None
     metadata: dict[str, Any] | None = None
-    created_at: Timestamp
-    updated_at: Timestamp
+    # The defaults only tell type checkers the fields may be left out; TimedModel's
+    # validator fills both in first (updated_at from created_at).
+    created_at: Timestamp = Field(default_factory=utc_now)
+    updated_at: Timestamp = Field(default_factory=utc_now)
 
 
 class Page(BaseModel, Generic[T]):

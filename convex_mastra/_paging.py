@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,11 +41,17 @@ class Match:
     field: str
     equals: Mapping[str, str | int | float | bool | None]
     path: tuple[str, ...] = ()
+    view: str | None = None
+    """``"run"``: compare with {status, threadId} of the workflow snapshot found there
+    (``workflows.run_view``), not with the object itself."""
 
     def wire(self) -> dict[str, Any]:
         # Pairs, not an object: keys such as "$schema" cannot be Convex field names.
         pairs = [[key, value] for key, value in self.equals.items()]
-        return {"field": self.field, "path": list(self.path), "equals": pairs}
+        out = {"field": self.field, "path": list(self.path), "equals": pairs}
+        if self.view is not None:
+            out["view"] = self.view
+        return out
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,25 @@ class Rows:
             query, offset=offset, limit=limit, descending=descending, total=total
         )
         return rows, total
+
+    async def peek(
+        self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Rows ``offset .. offset + limit`` and whether more follow, without counting: the
+        window and one row more are read from the near end of the index."""
+        if limit is not None and await self._rankable(query):
+            ranked = await self._by_rank(query, offset=offset, limit=limit, descending=descending)
+            if ranked is not None:
+                rows, total = ranked
+                return rows, offset + limit < total
+        if limit is None:  # to the end: whatever _read finds is all of it
+            return await self._read(
+                query, offset=offset, limit=sys.maxsize, descending=descending
+            ), False
+        if limit == 0:
+            return [], False
+        rows = await self._read(query, offset=offset, limit=limit + 1, descending=descending)
+        return rows[:limit], len(rows) > limit
 
     async def window(
         self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int

@@ -19,16 +19,16 @@ from typing import Any, ClassVar
 from ._cache import CacheProtocol, range_items
 from ._codec import convex_value_problem, decode_json, js_numbers, json_arg, parse_time, to_iso
 from ._dispatch import HandlerInfo
-from ._domains._base import in_chunks, now_iso
+from ._domains._base import in_chunks, now_iso, strip_system
 from ._domains.documents import encode_record
 from ._domains.messages import Include, chunks
 from ._domains.resources import resource_from_row, resource_record
 from ._domains.scorers import score_record
 from ._domains.threads import thread_from_row, thread_record
 from ._domains.workflows import TABLE as WORKFLOWS
-from ._domains.workflows import snapshot_from_stored
+from ._domains.workflows import run_view, snapshot_from_stored
 from ._errors import FunctionError, NotFoundError, StorageOperationError, ValidationError
-from ._handlers import MESSAGES, RESOURCES, THREADS, Handler
+from ._handlers import CONFLICT, MESSAGES, RESOURCES, THREADS, Conflict, Handler
 from ._models import Score
 from ._paging import IndexQuery, Match, Rows, sort_key
 
@@ -110,6 +110,13 @@ class StockRows(Rows):
         rows = await self._stock_sorted(query, descending)
         return rows[offset : None if limit is None else offset + limit], len(rows)
 
+    async def peek(
+        self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The window and whether more rows follow, from the same one fetch."""
+        rows, total = await self.slice(query, offset=offset, limit=limit, descending=descending)
+        return rows, limit is not None and offset + limit < total
+
     async def window(
         self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int
     ) -> list[dict[str, Any]]:
@@ -174,6 +181,8 @@ def _matches(row: Mapping[str, Any], match: Match) -> bool:
         value = decode_json(value.get(part)) if isinstance(value, dict) else None
     if not isinstance(value, dict):
         return False
+    if match.view == "run":
+        value = run_view(value)
     return all(
         key in value and _same_scalar(value[key], expected)
         for key, expected in match.equals.items()
@@ -295,6 +304,29 @@ class StockHandler(Handler):
         await self._dispatcher.call("insert", THREADS, record=thread_record(thread))
         return {**row, **thread_record(thread)}
 
+    async def replace_thread_metadata(
+        self,
+        thread_id: str,
+        expected: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        encoded: Any,
+    ) -> Mapping[str, Any] | Conflict | None:
+        """Upstream has no conditional write: the thread is read, compared and written back
+        whole, two calls apart. Within one store, ``Threads.update_metadata`` serializes the
+        callers per thread; writers in other processes can still interleave."""
+        row = await self._dispatcher.call("load", THREADS, keys={"id": thread_id})
+        if not row:
+            return None
+        if (decode_json(row.get("metadata")) or {}) != expected:
+            return CONFLICT
+        updated_at = to_iso(max(parse_time(now_iso()), parse_time(row["updatedAt"]) + _ONE_MS))
+        thread = thread_from_row(row).model_copy(
+            update={"metadata": dict(metadata), "updated_at": parse_time(updated_at)}
+        )
+        record = thread_record(thread)
+        await self._dispatcher.call("insert", THREADS, record=record)
+        return {**row, **record}
+
     async def delete_thread(self, thread_id: str) -> None:
         """Messages first (as messages.delete deletes them), then the thread."""
         query = IndexQuery(
@@ -310,6 +342,38 @@ class StockHandler(Handler):
         ]
         await self.delete_messages(ids)
         await self._dispatcher.call("deleteMany", THREADS, ids=[thread_id])
+
+    async def move_thread(self, thread_id: str, resource_id: str) -> bool:
+        """Upstream has no such operation: the thread's messages of its current resource are
+        fetched (10,000 at most per fetch) and written back with the new one until none are
+        left, then any of other resources, then the thread."""
+        thread = await self._dispatcher.call("load", THREADS, keys={"id": thread_id})
+        if not thread:
+            return False
+        old = thread["resourceId"]
+        for filters in (
+            [("thread_id", thread_id), ("resourceId", old)],
+            [("thread_id", thread_id)],
+        ):
+            while True:
+                rows = await self._dispatcher.call(
+                    "queryTable",
+                    MESSAGES,
+                    filters=[{"field": name, "value": value} for name, value in filters],
+                )
+                todo = [
+                    {**strip_system(row), "resourceId": resource_id}
+                    for row in rows
+                    if row.get("resourceId") != resource_id
+                ]
+                if not todo:
+                    break
+                for batch in chunks(todo, self.info):
+                    await self._dispatcher.call("batchInsert", MESSAGES, records=batch)
+        updated_at = to_iso(max(parse_time(now_iso()), parse_time(thread["updatedAt"]) + _ONE_MS))
+        moved = {**strip_system(thread), "resourceId": resource_id, "updatedAt": updated_at}
+        await self._dispatcher.call("insert", THREADS, record=moved)
+        return True
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -343,13 +407,16 @@ class StockHandler(Handler):
         resource_id: str | None,
         status: str | None,
         bounds: Mapping[str, str] | None,
+        thread_id: str | None = None,
     ) -> IndexQuery:
         """Upstream's rows keep no status column: the status is read from the snapshot while
-        paging in memory."""
+        paging in memory, with the thread."""
         query = super().runs_query(workflow_name, resource_id, None, bounds)
-        if status is None:
+        equals = {"status": status, "threadId": thread_id}
+        equals = {key: value for key, value in equals.items() if value is not None}
+        if not equals:
             return query
-        return dataclasses.replace(query, match=Match("snapshot", {"status": status}))
+        return dataclasses.replace(query, match=Match("snapshot", equals, view="run"))
 
     async def merge_workflow_state(
         self, workflow_name: str, run_id: str, opts: dict[str, Any], statuses: list[str] | None

@@ -5,7 +5,7 @@
  * responses), so the TypeScript package and the convex-mastra Python SDK can
  * share one deployment, plus the extra ops listed in `info`:
  *   info, pageByIndex, pageByRank, scan, messageWindow, count, rebuildCounters,
- *   saveMessages, deleteMessages, deleteThread, and on vector tables
+ *   saveMessages, deleteMessages, deleteThread, moveThread, and on vector tables
  *   vectorQuery and vectorCount.
  * The stock handler answers `info` with {ok:false, error:"Unsupported
  * operation info"}, which is how clients tell the two apart.
@@ -40,6 +40,7 @@ import {
 import {
   deleteMessages,
   deleteThread,
+  moveThread,
   saveMessages,
   updateResource,
   updateThread,
@@ -92,6 +93,7 @@ const OUR_OPS = [
   "saveMessages",
   "deleteMessages",
   "deleteThread",
+  "moveThread",
   "scan",
   "messageWindow",
   "vectorQuery",
@@ -226,6 +228,9 @@ export const storageArgs = {
   threadUpdatedAt: optional,
   threadId: optional,
   force: optional,
+  replaceMetadata: optional,
+  expectedMetadata: optional,
+  after: optional,
   // vector search
   vector: optional,
   metric: optional,
@@ -259,6 +264,8 @@ async function dispatch(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
       return deleteMessages(ctx, w, req);
     case "deleteThread":
       return deleteThread(ctx, w, req);
+    case "moveThread":
+      return moveThread(ctx, w, req);
   }
   if (typeof req.tableName !== "string") {
     throw new RequestError(`${req.op}: "tableName" must be a string`);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from .._paging import Rows
 
 __all__ = [
+    "CONFLICT",
+    "Conflict",
     "Domain",
     "check_choice",
     "check_direction",
@@ -30,6 +33,15 @@ __all__ = [
 ]
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
+
+
+class Conflict(enum.Enum):
+    """A conditional write found the record changed since it was read."""
+
+    CONFLICT = "conflict"
+
+
+CONFLICT = Conflict.CONFLICT
 
 
 class Domain:

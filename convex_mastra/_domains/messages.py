@@ -210,6 +210,7 @@ class Messages(Domain):
         per_page: int | None = 40,
         order_by: str = "createdAt",
         direction: str = "ASC",
+        include_total: bool = True,
     ) -> Page[Message]:
         """One page of the messages of one or more threads, oldest first by default.
 
@@ -218,6 +219,11 @@ class Messages(Domain):
         ``metadata`` keeps messages whose ``content.metadata`` has every given scalar value.
         With ``resource_id``, messages of other resources are left out, included ones too.
         Equal timestamps keep insertion order.
+
+        ``include_total=False`` skips counting (Mastra's ``includeTotal: false``): ``has_more``
+        comes from reading one row past the page, and ``total`` is only a lower bound (the
+        rows up to the page's end, plus one when more follow). Counting is what a filtered
+        listing (``date_range``, ``metadata``) pays for most, and a last-N read never needs it.
         """
         ids = [thread_id] if isinstance(thread_id, str) else list(thread_id)
         if not ids:
@@ -241,6 +247,7 @@ class Messages(Domain):
             per_page,
             order_by,
             direction,
+            include_total,
         )
 
     async def list_by_resource(
@@ -254,6 +261,7 @@ class Messages(Domain):
         per_page: int | None = 40,
         order_by: str = "createdAt",
         direction: str = "ASC",
+        include_total: bool = True,
     ) -> Page[Message]:
         """One page of a resource's messages across all its threads (as :meth:`list`)."""
         check_id(resource_id, "resource_id")
@@ -268,6 +276,7 @@ class Messages(Domain):
             per_page,
             order_by,
             direction,
+            include_total,
         )
 
     async def _list(
@@ -282,6 +291,7 @@ class Messages(Domain):
         per_page: int | None,
         order_by: str,
         direction: str,
+        include_total: bool,
     ) -> Page[Message]:
         check_paging(page, per_page)
         if order_by not in ORDER_FIELDS:
@@ -307,10 +317,12 @@ class Messages(Domain):
         ]
 
         rows: builtins.list[dict[str, Any]] = []
-        total = 0
+        total, more = 0, False
         offset = page * per_page if per_page is not None else 0
         if per_page != 0:
-            rows, total = await self._window(queries, offset, per_page, descending)
+            rows, total, more = await self._window(
+                queries, offset, per_page, descending, include_total
+            )
         seen = {row["id"] for row in rows}
         for row in await self._included(includes, resource_id):
             if row["id"] not in seen:
@@ -322,7 +334,7 @@ class Messages(Domain):
             total=total,
             page=page,
             per_page=per_page,
-            has_more=per_page is not None and per_page > 0 and offset + per_page < total,
+            has_more=more,
         )
 
     async def _window(
@@ -331,23 +343,43 @@ class Messages(Domain):
         offset: int,
         limit: int | None,
         descending: bool,
-    ) -> tuple[builtins.list[dict[str, Any]], int]:
+        count: bool,
+    ) -> tuple[builtins.list[dict[str, Any]], int, bool]:
+        """The window, the total (a lower bound when not ``count``) and whether more follow."""
         listings = await self._rows()
         if len(queries) == 1:
-            return await listings.slice(
+            if count:
+                rows, total = await listings.slice(
+                    queries[0], offset=offset, limit=limit, descending=descending
+                )
+                return rows, total, limit is not None and offset + limit < total
+            rows, more = await listings.peek(
                 queries[0], offset=offset, limit=limit, descending=descending
             )
+            return rows, _lower_bound(offset, rows, more), more
         # Several threads: the window can only contain each thread's first offset + limit rows
         # in listing order, so read those and merge.
         need = None if limit is None else offset + limit
         merged: builtins.list[dict[str, Any]] = []
-        total = 0
+        total, more = 0, False
         for query in queries:
-            rows, count = await listings.slice(query, offset=0, limit=need, descending=descending)
+            if count:
+                rows, found = await listings.slice(
+                    query, offset=0, limit=need, descending=descending
+                )
+                total += found
+            else:
+                rows, beyond = await listings.peek(
+                    query, offset=0, limit=need, descending=descending
+                )
+                more = more or beyond  # this thread alone has more than the window's end
             merged += rows
-            total += count
         merged.sort(key=sort_key("createdAt"), reverse=descending)
-        return merged[offset : None if limit is None else offset + limit], total
+        window = merged[offset : None if need is None else need]
+        if count:
+            return window, total, need is not None and need < total
+        more = more or (need is not None and len(merged) > need)
+        return window, _lower_bound(offset, window, more), more
 
     async def _included(
         self, includes: builtins.list[Include], resource_id: str | None
@@ -429,6 +461,11 @@ class Messages(Domain):
         ):
             for row in rows:
                 yield message_from_row(row)
+
+
+def _lower_bound(offset: int, window: list[dict[str, Any]], more: bool) -> int:
+    """What an uncounted listing can say of its total: the rows up to the window's end."""
+    return offset + len(window) + more if window else 0
 
 
 def _apply(message: Message, change: Mapping[str, Any]) -> Message:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
+import random
 import uuid
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from pydantic import BaseModel, ConfigDict
 
 from .._codec import check_document_size, decode_json, json_arg, parse_time, to_iso
-from .._errors import NotFoundError, ValidationError
+from .._errors import (
+    ConvexMastraError,
+    NotFoundError,
+    PartialWriteError,
+    StorageOperationError,
+    ValidationError,
+)
 from .._models import Message, Page, Thread, coerce
 from .._paging import IndexQuery, Match, check_paging
 from ._base import (
+    CONFLICT,
     Domain,
     check_choice,
     check_direction,
@@ -29,9 +40,12 @@ if TYPE_CHECKING:
     from .._handlers import HandlerChoice
     from .messages import Messages
 
-__all__ = ["ThreadClone", "Threads"]
+__all__ = ["ThreadClone", "ThreadCopy", "Threads"]
 
 TABLE = "mastra_threads"
+
+UPDATE_ATTEMPTS = 50
+"""How often update_metadata runs ``update`` again after losing a race to another process."""
 
 ORDER_FIELDS = {
     "createdAt": "createdAt",
@@ -49,13 +63,18 @@ INDEXES = {
 }
 
 
-class ThreadClone(BaseModel):
-    """The result of :meth:`Threads.clone`: the new thread and source -> copy message ids."""
+class ThreadCopy(BaseModel):
+    """The result of :meth:`Threads.copy`: the new thread and source -> copy message ids
+    (Mastra's ``StorageCopyThreadOutput``)."""
 
     model_config = ConfigDict(frozen=True)
 
     thread: Thread
     message_id_map: dict[str, str]
+
+
+ThreadClone = ThreadCopy
+"""The name :meth:`Threads.clone` results had before Mastra called the operation copy."""
 
 
 def thread_from_row(row: Mapping[str, Any]) -> Thread:
@@ -86,6 +105,7 @@ class Threads(Domain):
     def __init__(self, dispatcher: Any, handlers: HandlerChoice, messages: Messages) -> None:
         super().__init__(dispatcher, handlers)
         self._messages = messages
+        self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
 
     async def save(self, thread: Thread | Mapping[str, Any]) -> Thread:
         """Insert or replace the thread with this id; returns it as stored."""
@@ -165,6 +185,113 @@ class Threads(Domain):
             raise NotFoundError(f"thread {thread_id!r} not found", op="updateThread", table=TABLE)
         return thread_from_row(row)
 
+    patch = update
+    """Mastra's ``patchThread``: :meth:`update` already leaves what it is not given alone."""
+
+    async def update_metadata(
+        self,
+        thread_id: str,
+        update: Callable[[Thread], Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None],
+        *,
+        resource_id: str | None = None,
+    ) -> Thread | None:
+        """Replace the metadata with ``update(thread)``, never losing a concurrent update
+        (Mastra's ``updateThreadMetadata``). ``update`` may be async; returning None leaves
+        the thread as it is. None when the thread is missing (or owned by another resource).
+
+        Callers in this store take turns per thread. The write is conditional: the handler
+        stores the new metadata only if the metadata ``update`` saw is still there, in the same
+        mutation, and otherwise ``update`` runs again on the fresh thread, so writers in other
+        processes cannot lose each other's changes either. (On the stock handler the check is
+        a separate read: there, only callers in this store are serialized.)
+        """
+        check_id(thread_id, "thread_id")
+        if not callable(update):
+            raise ValidationError("update must be a function of the thread", field="update")
+        async with self._turn(thread_id):
+            for attempt in range(UPDATE_ATTEMPTS):
+                current = await self.get(thread_id, resource_id=resource_id)
+                if current is None:
+                    return None
+                new = update(current)
+                if inspect.isawaitable(new):
+                    new = await new
+                if new is None:
+                    return current
+                if not isinstance(new, Mapping):
+                    raise ValidationError(
+                        f"update must return the new metadata as a dict (or None), not "
+                        f"{type(new).__name__}",
+                        field="update",
+                    )
+                encoded = json_arg(dict(new), "metadata")
+                check_document_size(thread_id, {"title": current.title, "metadata": encoded})
+                handler = await self._handler()
+                row = await handler.replace_thread_metadata(
+                    thread_id, current.metadata or {}, new, encoded
+                )
+                if row is None:
+                    return None
+                if row is not CONFLICT:
+                    return thread_from_row(row)
+                # Another process wrote first: back off a little, more each time, and retry.
+                await anyio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise StorageOperationError(
+            f"thread {thread_id!r}: metadata changed under update_metadata {UPDATE_ATTEMPTS} "
+            "times in a row; nothing was written by this call",
+            op="updateThreadMetadata",
+            table=TABLE,
+            code="CONFLICT",
+        )
+
+    def _turn(self, thread_id: str) -> anyio.Lock:
+        """The lock callers of this store take per thread (dropped when nobody holds it)."""
+        lock = self._locks.get(thread_id)
+        if lock is None:
+            lock = self._locks[thread_id] = anyio.Lock()
+        return lock
+
+    async def move(self, thread_id: str, resource_id: str) -> Thread:
+        """Give the thread and every one of its messages to ``resource_id`` (Mastra's
+        ``updateThreadResourceId``); ``createdAt`` is kept, ``updatedAt`` moves. Moving to the
+        resource it has is a no-op. Raises NotFoundError for a missing thread.
+
+        All or nothing, at any size: one Convex transaction holds at most 16,000 writes, so a
+        long thread moves in batches of 500 messages, each a transaction, with the thread row
+        in the last one. Until then the thread still names its old resource; if a batch fails,
+        the messages already moved are moved back before the error is raised. Listings by
+        resource see the messages move batch by batch meanwhile. Should the move back fail as
+        well (the deployment gone, say), PartialWriteError says so; calling ``move`` again
+        finishes the move.
+        """
+        check_id(thread_id, "thread_id")
+        check_id(resource_id, "resource_id")
+        thread = await self.get(thread_id)
+        if thread is None:
+            raise NotFoundError(f"thread {thread_id!r} not found", op="move", table=TABLE)
+        if thread.resource_id == resource_id:
+            return thread
+        handler = await self._handler()
+        try:
+            found = await handler.move_thread(thread_id, resource_id)
+        except ConvexMastraError as exc:
+            try:
+                await handler.move_thread(thread_id, thread.resource_id)
+            except ConvexMastraError as undo:
+                raise PartialWriteError(
+                    f"moving thread {thread_id!r} to {resource_id!r} failed "
+                    f"({type(exc).__name__}: {exc}), and moving its messages back failed too "
+                    f"({type(undo).__name__}: {undo}). Some messages may name the new resource; "
+                    "calling move again finishes the move.",
+                    done=[],
+                    not_done=[thread_id],
+                ) from exc
+            raise
+        moved = await self.get(thread_id) if found else None
+        if moved is None:
+            raise NotFoundError(f"thread {thread_id!r} not found", op="move", table=TABLE)
+        return moved
+
     async def delete(self, thread_id: str) -> None:
         """Delete the thread and all its messages (in bounded batches for huge threads).
 
@@ -174,7 +301,7 @@ class Threads(Domain):
         check_id(thread_id, "thread_id")
         await (await self._handler()).delete_thread(thread_id)
 
-    async def clone(
+    async def copy(
         self,
         thread_id: str,
         *,
@@ -186,8 +313,9 @@ class Threads(Domain):
         start_date: datetime | None = None,
         end_date: datetime | None = None,
         message_ids: Sequence[str] | None = None,
-    ) -> ThreadClone:
-        """Copy a thread and (some of) its messages into a new, independent thread.
+    ) -> ThreadCopy:
+        """Copy a thread and (some of) its messages into a new, independent thread
+        (Mastra's ``copyThread``); :meth:`clone` is the same operation under its older name.
 
         Messages may be limited to a date range (inclusive), to given ids, and to the newest
         ``message_limit``. Copies get new ids; the new thread's metadata records the source
@@ -202,7 +330,7 @@ class Threads(Domain):
         wanted = set(check_ids(message_ids, "message_ids")) if message_ids is not None else None
         source = await self.get(thread_id)
         if source is None:
-            raise NotFoundError(f"thread {thread_id!r} not found", op="clone", table=TABLE)
+            raise NotFoundError(f"thread {thread_id!r} not found", op="copy", table=TABLE)
         new_id = new_thread_id or str(uuid.uuid4())
         check_id(new_id, "new_thread_id")
         if await self.get(new_id) is not None:
@@ -244,4 +372,6 @@ class Threads(Domain):
         ]
         await self._messages.save(copies)
         stored = await self.get(new_id)
-        return ThreadClone(thread=stored or thread, message_id_map=id_map)
+        return ThreadCopy(thread=stored or thread, message_id_map=id_map)
+
+    clone = copy

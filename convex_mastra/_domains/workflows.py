@@ -73,6 +73,45 @@ def snapshot_from_stored(value: Any) -> WorkflowSnapshot | None:
     return WorkflowSnapshot.model_validate(decoded)
 
 
+def run_view(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """``{status, threadId}`` of a stored snapshot (keys it lacks left out): what runs are
+    listed by. The thread is where @mastra/core 1.71 keeps a run's memory info: in the first
+    suspended step whose ``suspendPayload`` has a ``__streamState``, under
+    ``messageList.memoryInfo`` (and then nowhere else), else in
+    ``context.input.messageListState.memoryInfo``. The handler's ``runView`` is the same."""
+    view: dict[str, Any] = {}
+    if "status" in snapshot:
+        view["status"] = snapshot["status"]
+    info = _memory_info(snapshot)
+    if info is not None and "threadId" in info:
+        view["threadId"] = info["threadId"]
+    return view
+
+
+def _memory_info(snapshot: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    context = snapshot.get("context")
+    if not isinstance(context, Mapping):
+        return None
+    for step in context.values():
+        if not isinstance(step, Mapping) or step.get("status") != "suspended":
+            continue
+        payload = step.get("suspendPayload")
+        if not isinstance(payload, Mapping) or not payload.get("__streamState"):
+            continue
+        info = _dig(payload["__streamState"], "messageList", "memoryInfo")
+        return info if isinstance(info, Mapping) else None
+    durable = _dig(context, "input", "messageListState", "memoryInfo")
+    return durable if isinstance(durable, Mapping) else None
+
+
+def _dig(value: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
 def run_from_row(row: Mapping[str, Any]) -> WorkflowRun:
     """A stored run row as a WorkflowRun."""
     raw = row.get("snapshot")
@@ -215,19 +254,24 @@ class Workflows(Domain):
         status: str | None = None,
         from_date: datetime | None = None,
         to_date: datetime | None = None,
+        thread_id: str | None = None,
         page: int = 0,
         per_page: int | None = None,
     ) -> Page[WorkflowRun]:
         """One page of runs, newest first; ``per_page=None`` lists all.
 
         ``from_date`` and ``to_date`` bound ``createdAt`` (both inclusive); ``status`` is the
-        snapshot's status. ``total`` counts every matching run.
+        snapshot's status. ``thread_id`` keeps the runs of an agent's loop on that memory
+        thread, found in the snapshot where @mastra/core 1.71 puts it (exactly: no run of
+        another thread is returned, unlike Mastra's best-effort filter). ``total`` counts every
+        matching run.
         """
         check_paging(page, per_page)
         for value, name in (
             (workflow_name, "workflow_name"),
             (resource_id, "resource_id"),
             (status, "status"),
+            (thread_id, "thread_id"),
         ):
             if value is not None:
                 check_id(value, name)
@@ -237,7 +281,7 @@ class Workflows(Domain):
         if to_date is not None:
             bounds["lte"] = to_iso(to_date)
         handler = await self._handler()
-        query = handler.runs_query(workflow_name, resource_id, status, bounds or None)
+        query = handler.runs_query(workflow_name, resource_id, status, bounds or None, thread_id)
         return await (await self._rows()).page(
             query, run_from_row, page=page, per_page=per_page, descending=True
         )

@@ -62,7 +62,7 @@ async def test_concurrent_metadata_updates_lose_nothing(any_store: ConvexStore, 
         (lambda s: s.resources.update("r", working_memory=3), "working_memory"),
         (lambda s: s.resources.update("r", metadata=[1]), "metadata"),
         (lambda s: s.resources.update("r", metadata={"n": float("inf")}), "metadata"),
-        (lambda s: s.resources.save({"id": "r"}), "resource"),
+        (lambda s: s.resources.save({"id": "r", "createdAt": "yesterday"}), "resource"),
         (lambda s: s.resources.save({**resource("x"), "color": "red"}), "resource"),
     ],
 )

@@ -216,12 +216,19 @@ export async function pageByRank(ctx: Ctx, req: Request): Promise<Response> {
   });
 }
 
-type Match = { field: string; path: string[]; equals: [string, Value][] };
+type Match = { field: string; path: string[]; equals: [string, Value][]; view?: "run" };
 
-/** {field, path?, equals: [[key, scalar], ...]}: pairs, since keys may be "$schema" and the like. */
+/**
+ * {field, path?, view?, equals: [[key, scalar], ...]}: pairs, since keys may be "$schema"
+ * and the like. `view: "run"` compares against {status, threadId} of the workflow snapshot
+ * at `field` instead of the object itself.
+ */
 function readMatch(op: string, raw: unknown): Match | null {
   if (raw === undefined || raw === null) return null;
-  const problem = `${op}: "match" must be {field, path?, equals: [[key, scalar], ...]}`;
+  const problem = `${op}: "match" must be {field, path?, view?: "run", equals: [[key, scalar], ...]}`;
+  if (isPlainObject(raw) && raw.view !== undefined && raw.view !== null && raw.view !== "run") {
+    throw new RequestError(problem);
+  }
   if (!isPlainObject(raw) || typeof raw.field !== "string" || !Array.isArray(raw.equals)) {
     throw new RequestError(problem);
   }
@@ -239,17 +246,56 @@ function readMatch(op: string, raw: unknown): Match | null {
       throw new RequestError(problem);
     }
   }
-  return { field: raw.field, path: path as string[], equals: raw.equals as [string, Value][] };
+  const equals = raw.equals as [string, Value][];
+  const base = { field: raw.field, path: path as string[], equals };
+  return raw.view === "run" ? { ...base, view: "run" } : base;
 }
 
 /** Stored JSON (object or JSON text) at `match.field`, walked down `match.path`. */
 function matches(doc: Doc, match: Match): boolean {
   let value: Record<string, unknown> = decodeJsonObject(doc[match.field]);
   for (const part of match.path) value = decodeJsonObject(value[part]);
+  if (match.view === "run") value = runView(value);
   return match.equals.every(
     ([key, expected]) =>
       Object.prototype.hasOwnProperty.call(value, key) && value[key] === expected,
   );
+}
+
+/**
+ * A workflow snapshot as {status, threadId}. The thread is where @mastra/core 1.71 puts a
+ * run's memory info (its getSnapshotMemoryInfo): the first suspended step carrying
+ * `suspendPayload.__streamState` names it in `messageList.memoryInfo` (and then no other
+ * place counts); otherwise `context.input.messageListState.memoryInfo`.
+ */
+function runView(snapshot: Record<string, unknown>): Record<string, unknown> {
+  const view: Record<string, unknown> = {};
+  if (snapshot.status !== undefined) view.status = snapshot.status;
+  const threadId = memoryInfo(snapshot)?.threadId;
+  if (threadId !== undefined) view.threadId = threadId;
+  return view;
+}
+
+function memoryInfo(snapshot: Record<string, unknown>): Record<string, unknown> | undefined {
+  const context = snapshot.context;
+  if (!isPlainObject(context)) return undefined;
+  for (const step of Object.values(context)) {
+    if (!isPlainObject(step) || step.status !== "suspended") continue;
+    const payload = step.suspendPayload;
+    if (!isPlainObject(payload) || !payload.__streamState) continue;
+    const info = dig(payload.__streamState, "messageList", "memoryInfo");
+    return isPlainObject(info) ? info : undefined;
+  }
+  const durable = dig(context, "input", "messageListState", "memoryInfo");
+  return isPlainObject(durable) ? durable : undefined;
+}
+
+function dig(value: unknown, ...path: string[]): unknown {
+  for (const part of path) {
+    if (!isPlainObject(value)) return undefined;
+    value = value[part];
+  }
+  return value;
 }
 
 /**

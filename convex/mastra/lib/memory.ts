@@ -7,6 +7,7 @@ import {
   dedupe,
   DELETE_BUDGET,
   type Doc,
+  fail,
   type Fields,
   isPlainObject,
   label,
@@ -47,6 +48,35 @@ function readMetadata(req: Request): Record<string, unknown> | undefined {
   throw new RequestError(`${req.op}: "metadata" must be an object or JSON text of one`);
 }
 
+/** `expectedMetadata`: JSON text of the metadata a conditional update read, or undefined. */
+function readExpected(req: Request): Record<string, unknown> | undefined {
+  const raw = req.expectedMetadata;
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw === "string") {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (isPlainObject(parsed)) return parsed;
+    } catch {
+      // fall through to the error below
+    }
+  }
+  throw new RequestError(`${req.op}: "expectedMetadata" must be JSON text of an object`);
+}
+
+/** Deep equality of JSON values (key order aside). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  }
+  if (!isPlainObject(a) || !isPlainObject(b)) return false;
+  const keys = Object.keys(a);
+  return (
+    keys.length === Object.keys(b).length &&
+    keys.every((key) => Object.prototype.hasOwnProperty.call(b, key) && sameJson(a[key], b[key]))
+  );
+}
+
 /** Stored metadata (object or JSON text) with `update` merged key by key. */
 function mergeMetadata(stored: unknown, update: Record<string, unknown>): Record<string, unknown> {
   return { ...decodeJsonObject(stored), ...update };
@@ -74,12 +104,19 @@ export async function updateThread(
   const title = readOptionalString(req, "title");
   const updatedAt = readOptionalString(req, "updatedAt");
   const metadata = readMetadata(req);
+  const replace = req.replaceMetadata === true;
+  const expected = readExpected(req);
   const existing = await findById(ctx, THREADS, id);
   if (!existing) return ok(null);
+  if (expected !== undefined && !sameJson(decodeJsonObject(existing.metadata), expected)) {
+    return fail(`thread ${JSON.stringify(id)}: metadata changed since it was read`, "CONFLICT");
+  }
   const body: Fields = { ...bodyOf(existing), updatedAt: laterThan(existing.updatedAt, updatedAt) };
   // An empty title is a title; only an absent one leaves it unchanged.
   if (title !== undefined) body.title = title;
-  if (metadata) body.metadata = mergeMetadata(existing.metadata, metadata) as Value;
+  if (metadata) {
+    body.metadata = (replace ? metadata : mergeMetadata(existing.metadata, metadata)) as Value;
+  }
   const prepared = prepareBody(THREADS, body, label("thread", id));
   await applyPlans(w, [{ table: THREADS, existing, body: prepared }]);
   return ok({ ...prepared, _id: existing._id, _creationTime: existing._creationTime });
@@ -227,4 +264,101 @@ export async function deleteThread(ctx: Ctx, w: Writer, req: Request): Promise<R
   if (thread) plans.push({ table: THREADS, existing: thread, body: null });
   await applyPlans(w, plans);
   return ok({ deletedMessages: messages.length, threadDeleted: thread !== null }, { hasMore });
+}
+
+/**
+ * moveThread {threadId, resourceId, batchSize?, after?, updatedAt?}: give up to
+ * batchSize messages of the thread (fewer when they are big: reads stay within
+ * DELETE_BUDGET), in createdAt order from `after`, the new resourceId; once none
+ * remain, the thread row too, in the same call. The answer's `after` is where the
+ * next call starts; `hasMore` says to make it. Messages first and the thread last,
+ * as deleteThread: until the last call the thread still names its old resource.
+ */
+export async function moveThread(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
+  const threadId = readString(req, "threadId");
+  const resourceId = readString(req, "resourceId");
+  const batch = readInt(req, "batchSize", 100, 1, MAX_BATCH);
+  const after = readAfter(req);
+  const { docs, next } = await takeWithin(
+    afterPosition(
+      byIndex(
+        ctx,
+        MESSAGES,
+        "by_thread_created",
+        [["thread_id", threadId]],
+        "createdAt",
+        after ? { gte: after.createdAt } : {},
+      ),
+      after,
+    ),
+    batch,
+    DELETE_BUDGET,
+  );
+  const plans: Plan[] = docs
+    .filter((doc) => doc.resourceId !== resourceId)
+    .map((doc) => ({ table: MESSAGES, existing: doc, body: { ...bodyOf(doc), resourceId } }));
+  const hasMore = next !== null;
+  let thread: Doc | null = null;
+  if (!hasMore) {
+    thread = await findById(ctx, THREADS, threadId);
+    if (thread && thread.resourceId !== resourceId) {
+      const updatedAt = laterThan(thread.updatedAt, readOptionalString(req, "updatedAt"));
+      plans.push({
+        table: THREADS,
+        existing: thread,
+        body: prepareBody(
+          THREADS,
+          { ...bodyOf(thread), resourceId, updatedAt },
+          label("thread", threadId),
+        ),
+      });
+    }
+  }
+  await applyPlans(w, plans);
+  const last = docs[docs.length - 1];
+  return ok(
+    {
+      movedMessages: plans.length - (thread && thread.resourceId !== resourceId ? 1 : 0),
+      after: last
+        ? { createdAt: last.createdAt, creationTime: last._creationTime }
+        : (after ?? null),
+      threadFound: hasMore ? null : thread !== null,
+    },
+    { hasMore },
+  );
+}
+
+type Position = { createdAt: string; creationTime: number };
+
+function readAfter(req: Request): Position | undefined {
+  const raw = req.after;
+  if (raw === undefined || raw === null) return undefined;
+  if (
+    isPlainObject(raw) &&
+    typeof raw.createdAt === "string" &&
+    typeof raw.creationTime === "number"
+  ) {
+    return { createdAt: raw.createdAt, creationTime: raw.creationTime };
+  }
+  throw new RequestError(
+    `${req.op}: "after" must be {createdAt, creationTime} from the last answer`,
+  );
+}
+
+/** The rows of `rows` (in createdAt, then creation order) that come after `after`. */
+async function* afterPosition(
+  rows: AsyncIterable<unknown>,
+  after: Position | undefined,
+): AsyncIterable<unknown> {
+  for await (const row of rows) {
+    const doc = row as Doc;
+    if (
+      after &&
+      doc.createdAt === after.createdAt &&
+      (doc._creationTime as number) <= after.creationTime
+    ) {
+      continue;
+    }
+    yield doc;
+  }
 }

@@ -44,7 +44,10 @@ const isNumber = (value: unknown): value is number => typeof value === "number";
 function same(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) || Array.isArray(b)) {
     return (
-      Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]))
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((x, i) => same(x, b[i]))
     );
   }
   if (isPlainObject(a) && isPlainObject(b)) {

@@ -45,6 +45,7 @@ CAPABILITIES = frozenset(
     {
         "last_message_at",
         "atomic_metadata_merge",
+        "conditional_metadata_update",
         "atomic_message_saves",
         "indexed_paging",
         "exact_totals",

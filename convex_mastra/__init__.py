@@ -5,6 +5,7 @@ import logging
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
 from ._domains.messages import DateRange, Include
+from ._domains.schedules import Schedule, ScheduleTrigger
 from ._domains.threads import ThreadClone, ThreadCopy
 from ._domains.vectors import IndexStats, QueryResult
 from ._errors import (
@@ -67,6 +68,8 @@ __all__ = [
     "RequestTimeoutError",
     "Resource",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleTrigger",
     "Score",
     "StorageOperationError",
     "Thread",

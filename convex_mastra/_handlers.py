@@ -22,6 +22,7 @@ from ._domains.documents import encode_record
 from ._domains.messages import TABLE as MESSAGES
 from ._domains.messages import Include, chunks
 from ._domains.resources import TABLE as RESOURCES
+from ._domains.schedules import TABLE as SCHEDULES
 from ._domains.scorers import score_record
 from ._domains.threads import TABLE as THREADS
 from ._domains.workflows import INDEXES as RUN_INDEXES
@@ -189,6 +190,19 @@ class Handler:
             f"moving thread {thread_id!r} needed more than {MAX_CALLS} calls; call move again "
             "to continue"
         )
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def create_schedule(self, record: dict[str, Any]) -> None:
+        """Insert a schedule row; StorageOperationError ``CONFLICT`` when its id is taken."""
+        await self._dispatcher.call("createSchedule", SCHEDULES, record=record)
+
+    async def update_schedule(self, schedule_id: str, patch: dict[str, Any]) -> Mapping[str, Any]:
+        """Patch a schedule row in one mutation; its new row. NotFoundError when missing."""
+        row: Mapping[str, Any] = await self._dispatcher.call(
+            "updateSchedule", SCHEDULES, id=schedule_id, patch=patch
+        )
+        return row
 
     # -- resources -----------------------------------------------------------------------------
 

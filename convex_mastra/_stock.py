@@ -23,6 +23,7 @@ from ._domains._base import in_chunks, now_iso, strip_system
 from ._domains.documents import encode_record
 from ._domains.messages import Include, chunks
 from ._domains.resources import resource_from_row, resource_record
+from ._domains.schedules import TABLE as SCHEDULES
 from ._domains.scorers import score_record
 from ._domains.threads import thread_from_row, thread_record
 from ._domains.workflows import TABLE as WORKFLOWS
@@ -374,6 +375,28 @@ class StockHandler(Handler):
         moved = {**strip_system(thread), "resourceId": resource_id, "updatedAt": updated_at}
         await self._dispatcher.call("insert", THREADS, record=moved)
         return True
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def create_schedule(self, record: dict[str, Any]) -> None:
+        """Upstream throws without a code on a taken id: the id is looked up first (a separate
+        read, so two creators racing can still both get upstream's bare error)."""
+        if await self._dispatcher.call("load", SCHEDULES, keys={"id": record["id"]}):
+            raise StorageOperationError(
+                f"schedule {record['id']!r} already exists",
+                op="createSchedule",
+                table=SCHEDULES,
+                code="CONFLICT",
+            )
+        await super().create_schedule(record)
+
+    async def update_schedule(self, schedule_id: str, patch: dict[str, Any]) -> Mapping[str, Any]:
+        """Upstream throws without a code for a missing schedule: looked up first."""
+        if not await self._dispatcher.call("load", SCHEDULES, keys={"id": schedule_id}):
+            raise NotFoundError(
+                f"schedule {schedule_id!r} not found", op="updateSchedule", table=SCHEDULES
+            )
+        return await super().update_schedule(schedule_id, patch)
 
     # -- resources -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from ._dispatch import HandlerInfo
 from ._domains.documents import Documents
 from ._domains.messages import Messages
 from ._domains.resources import Resources
+from ._domains.schedules import Schedules
 from ._domains.scorers import Scorers
 from ._domains.threads import Threads
 from ._domains.workflows import Workflows
@@ -71,13 +72,17 @@ class ConvexStore(Closable):
         self.messages = Messages(self._dispatcher, handlers)
         """Messages of threads: save, list, get_many, update, delete, iter."""
         self.threads = Threads(self._dispatcher, handlers, self.messages)
-        """Conversation threads: save, get, list, update, delete, clone."""
+        """Conversation threads: save, get, list, update, patch, update_metadata, move, delete,
+        copy (clone)."""
         self.resources = Resources(self._dispatcher, handlers)
         """Working memory and metadata per resource: get, save, update."""
         self.workflows = Workflows(self._dispatcher, handlers)
         """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
         self.scorers = Scorers(self._dispatcher, handlers)
         """Evaluation scores: save, get, list by scorer, run, entity or span."""
+        self.schedules = Schedules(self._dispatcher, handlers)
+        """Mastra's schedules and their fires: create, get, list, due, update, claim_fire,
+        delete, record_trigger, triggers, iter_triggers."""
         self.documents = Documents(self._dispatcher, handlers)
         """Records of untyped logical tables: insert, get, query, patch, delete, clear."""
 

@@ -3,11 +3,12 @@
 //   node driver.mjs <deployment url>   (admin key in env CONVEX_ADMIN_KEY)
 //
 // Reads one JSON array of calls on stdin: [{"domain": "memory", "method": "saveThread",
-// "args": {...}}, ...], {"cache": {...config}, "method": "get", "args": [...]} for
-// ConvexServerCache, or {"vector": {...config}, "method": "query", "args": {...}} for
-// ConvexVector. Runs them in order and prints a JSON array of results; a call that throws
-// yields {"error": message}. JSON has no Date, so {"$date": iso} in args becomes a Date and a
-// Date in results becomes {"$date": iso}.
+// "args": {...}}, ...] ("spread": true passes "args", an array, as positional arguments),
+// {"cache": {...config}, "method": "get", "args": [...]} for ConvexServerCache, or
+// {"vector": {...config}, "method": "query", "args": {...}} for ConvexVector. Runs them in
+// order and prints a JSON array of results; a call that throws yields {"error": message}.
+// JSON has no Date, so {"$date": iso} in args becomes a Date and a Date in results becomes
+// {"$date": iso}.
 import { ConvexServerCache, ConvexStore, ConvexVector } from "@mastra/convex";
 
 const [url] = process.argv.slice(2);
@@ -48,7 +49,9 @@ for (const call of calls) {
       results.push({ result: (await cache[call.method](...(call.args ?? []))) ?? null });
     } else {
       const domain = await store.getStore(call.domain);
-      results.push({ result: (await domain[call.method](call.args)) ?? null });
+      // Most domain methods take one object; others (schedules) take positional arguments.
+      const args = call.spread ? call.args : [call.args];
+      results.push({ result: (await domain[call.method](...args)) ?? null });
     }
   } catch (error) {
     results.push({ error: error instanceof Error ? error.message : String(error) });

@@ -1,4 +1,5 @@
-// The schema a Mastra TypeScript app deploys with @mastra/convex 1.5.x, unchanged.
+// The schema a Mastra TypeScript app deploys with @mastra/convex 1.5.x (its tables, unchanged;
+// schedules included, as an app that schedules workflows or agents declares them).
 import { defineSchema } from "convex/server";
 import {
   mastraCacheListItemsTable,
@@ -6,6 +7,8 @@ import {
   mastraDocumentsTable,
   mastraMessagesTable,
   mastraResourcesTable,
+  mastraScheduleTriggersTable,
+  mastraSchedulesTable,
   mastraScoresTable,
   mastraThreadsTable,
   mastraVectorIndexesTable,
@@ -19,6 +22,8 @@ export default defineSchema({
   mastra_resources: mastraResourcesTable,
   mastra_workflow_snapshots: mastraWorkflowSnapshotsTable,
   mastra_scorers: mastraScoresTable,
+  mastra_schedules: mastraSchedulesTable,
+  mastra_schedule_triggers: mastraScheduleTriggersTable,
   mastra_vector_indexes: mastraVectorIndexesTable,
   mastra_vectors: mastraVectorsTable,
   mastra_cache: mastraCacheTable,

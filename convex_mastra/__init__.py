@@ -5,6 +5,7 @@ import logging
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
 from ._domains.messages import DateRange, Include
+from ._domains.observational import BufferedActivation, ObservationalMemoryRecord
 from ._domains.schedules import Schedule, ScheduleTrigger
 from ._domains.threads import ThreadClone, ThreadCopy
 from ._domains.vectors import IndexStats, QueryResult
@@ -43,6 +44,7 @@ __all__ = [
     "AsyncTransport",
     "AuthenticationError",
     "BatchLimitError",
+    "BufferedActivation",
     "ConfigurationError",
     "ConvexInt64",
     "ConvexMastraError",
@@ -61,6 +63,7 @@ __all__ = [
     "Message",
     "MessageContent",
     "NotFoundError",
+    "ObservationalMemoryRecord",
     "Page",
     "PartialWriteError",
     "QueryResult",

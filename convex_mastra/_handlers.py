@@ -21,6 +21,7 @@ from ._domains._base import CONFLICT, Conflict, in_chunks, now_iso
 from ._domains.documents import encode_record
 from ._domains.messages import TABLE as MESSAGES
 from ._domains.messages import Include, chunks
+from ._domains.observational import TABLE as OBSERVATIONAL_MEMORY
 from ._domains.resources import TABLE as RESOURCES
 from ._domains.schedules import TABLE as SCHEDULES
 from ._domains.scorers import score_record
@@ -190,6 +191,13 @@ class Handler:
             f"moving thread {thread_id!r} needed more than {MAX_CALLS} calls; call move again "
             "to continue"
         )
+
+    # -- observational memory ------------------------------------------------------------------
+
+    async def om_update(self, op: str, **fields: Any) -> Any:
+        """One observational-memory op on a record by ``id``; NotFoundError when it is
+        missing (the handler's ``NOT_FOUND``)."""
+        return await self._dispatcher.call(op, OBSERVATIONAL_MEMORY, **fields)
 
     # -- schedules -----------------------------------------------------------------------------
 

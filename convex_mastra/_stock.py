@@ -22,6 +22,7 @@ from ._dispatch import HandlerInfo
 from ._domains._base import in_chunks, now_iso, strip_system
 from ._domains.documents import encode_record
 from ._domains.messages import Include, chunks
+from ._domains.observational import TABLE as OBSERVATIONAL_MEMORY
 from ._domains.resources import resource_from_row, resource_record
 from ._domains.schedules import TABLE as SCHEDULES
 from ._domains.scorers import score_record
@@ -375,6 +376,22 @@ class StockHandler(Handler):
         moved = {**strip_system(thread), "resourceId": resource_id, "updatedAt": updated_at}
         await self._dispatcher.call("insert", THREADS, record=moved)
         return True
+
+    # -- observational memory ------------------------------------------------------------------
+
+    async def om_update(self, op: str, **fields: Any) -> Any:
+        """Upstream throws for a missing record without a code, in words of its own: those
+        words are the only sign, so they are what is matched."""
+        try:
+            return await super().om_update(op, **fields)
+        except FunctionError as exc:
+            if "Observational memory record not found" not in str(exc):
+                raise
+            raise NotFoundError(
+                f"observational memory record {fields.get('id')!r} not found",
+                op=op,
+                table=OBSERVATIONAL_MEMORY,
+            ) from None
 
     # -- schedules -----------------------------------------------------------------------------
 

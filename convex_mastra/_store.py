@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._dispatch import HandlerInfo
 from ._domains.documents import Documents
 from ._domains.messages import Messages
+from ._domains.observational import ObservationalMemory
 from ._domains.resources import Resources
 from ._domains.schedules import Schedules
 from ._domains.scorers import Scorers
@@ -80,6 +81,9 @@ class ConvexStore(Closable):
         """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
         self.scorers = Scorers(self._dispatcher, handlers)
         """Evaluation scores: save, get, list by scorer, run, entity or span."""
+        self.observational_memory = ObservationalMemory(self._dispatcher, handlers)
+        """Mastra's observational memory: generations per thread or resource, observations,
+        reflections and their flags."""
         self.schedules = Schedules(self._dispatcher, handlers)
         """Mastra's schedules and their fires: create, get, list, due, update, claim_fire,
         delete, record_trigger, triggers, iter_triggers."""

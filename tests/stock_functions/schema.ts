@@ -1,11 +1,12 @@
 // The schema a Mastra TypeScript app deploys with @mastra/convex 1.5.x (its tables, unchanged;
-// schedules included, as an app that schedules workflows or agents declares them).
+// schedules and observational memory included, as an app that uses them declares them).
 import { defineSchema } from "convex/server";
 import {
   mastraCacheListItemsTable,
   mastraCacheTable,
   mastraDocumentsTable,
   mastraMessagesTable,
+  mastraObservationalMemoryTable,
   mastraResourcesTable,
   mastraScheduleTriggersTable,
   mastraSchedulesTable,
@@ -22,6 +23,7 @@ export default defineSchema({
   mastra_resources: mastraResourcesTable,
   mastra_workflow_snapshots: mastraWorkflowSnapshotsTable,
   mastra_scorers: mastraScoresTable,
+  mastra_observational_memory: mastraObservationalMemoryTable,
   mastra_schedules: mastraSchedulesTable,
   mastra_schedule_triggers: mastraScheduleTriggersTable,
   mastra_vector_indexes: mastraVectorIndexesTable,

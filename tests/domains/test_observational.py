@@ -9,9 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
-from convex_mastra import ConvexStore, NotFoundError, ObservationalMemoryRecord, ValidationError
+from convex_mastra import ConvexStore, NotFoundError, ObservationalMemoryRecord
 from convex_mastra.pytest_plugin import Deployment
-from tests.domains.conftest import date
+from tests.domains.conftest import date, refused_offline
 from tests.local.test_ts_client import run_ts_client
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -167,10 +167,7 @@ async def test_concurrent_flag_setters_never_lose_an_update(
     ],
 )  # fmt: skip
 async def test_bad_input_fails_before_any_call(call: Any, field: str) -> None:
-    async with ConvexStore("http://127.0.0.1:9", "admin-key", request_timeout=1) as store:
-        with pytest.raises(ValidationError) as error:
-            await call(store)
-        assert error.value.field == field
+    await refused_offline(call, field)
 
 
 async def test_typescript_and_python_read_each_others_memory(
@@ -262,3 +259,44 @@ async def test_unknown_records_raise_not_found(any_store: ConvexStore, uid: str)
     for call in calls:
         with pytest.raises(NotFoundError, match="not found"):
             await call()
+
+
+async def test_insert_record_round_trips_and_history_takes_a_time_window(
+    any_store: ConvexStore, uid: str
+) -> None:
+    om = any_store.observational_memory
+    records = [
+        {
+            "id": f"g{n}-{uid}",
+            "scope": "resource",
+            "resourceId": f"r-{uid}",
+            "generationCount": n,
+            "createdAt": T0 + timedelta(hours=n),
+            "updatedAt": T0 + timedelta(hours=n),
+            "lastObservedAt": T0,
+            "activeObservations": f"generation {n}",
+            "bufferedObservationChunks": [
+                {"cycleId": "c", "observations": "- x", "messageTokens": 5, "createdAt": T0}
+            ],
+            "metadata": {"$source": "import"},
+            "config": {"k": n},
+            "observedMessageIds": ["m1"],
+            "isReflecting": n == 2,
+        }
+        for n in range(4)
+    ]
+    for record in records:
+        await om.insert_record(record)
+    current = await om.get(None, f"r-{uid}")
+    assert current is not None and current.id == f"g3-{uid}"
+    assert current.metadata == {"$source": "import"} and current.config == {"k": 3}
+    assert current.buffered_observation_chunks == [
+        {"cycleId": "c", "observations": "- x", "messageTokens": 5,
+         "createdAt": "2026-11-23T09:00:00.000Z"}
+    ]  # fmt: skip
+    assert current.last_observed_at == T0 and current.observed_message_ids == ["m1"]
+    window = await om.history(
+        None, f"r-{uid}", start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=2)
+    )
+    assert [r.id for r in window] == [f"g2-{uid}", f"g1-{uid}"]
+    assert window[0].is_reflecting and not window[1].is_reflecting

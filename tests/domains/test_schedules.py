@@ -13,9 +13,9 @@ from convex_mastra import (
     Schedule,
     ScheduleTrigger,
     StorageOperationError,
-    ValidationError,
 )
 from convex_mastra.pytest_plugin import Deployment
+from tests.domains.conftest import refused_offline
 from tests.local.test_ts_client import run_ts_client
 
 T0 = 4_102_444_800_000  # epoch ms, 2100-01-01: never due for docs examples on this deployment
@@ -156,11 +156,7 @@ async def test_update_changes_only_what_is_given(any_store: ConvexStore, uid: st
     ],
 )  # fmt: skip
 async def test_bad_input_fails_before_any_call(call: Any, field: str) -> None:
-    # A deployment that does not exist: any call that reached the network would fail otherwise.
-    async with ConvexStore("http://127.0.0.1:9", "admin-key", request_timeout=1) as store:
-        with pytest.raises(ValidationError) as error:
-            await call(store)
-        assert error.value.field == field
+    await refused_offline(call, field)
 
 
 async def test_triggers_newest_first_bounded_and_deleted_with_the_schedule(

@@ -27,7 +27,7 @@ export type OkResponse = {
 export type ErrorCode =
   | "INVALID" // the request itself is malformed
   | "NOT_FOUND" // the record the operation needs does not exist
-  | "CONFLICT" // the record to create exists already
+  | "CONFLICT" // the record to create exists already, or changed since a conditional write read it
   | "TOO_LARGE" // a document over Convex's 1 MiB limit; details: table, kind, id, size, limit
   | "TYPE_MISMATCH" // a cache key holds another kind (a list op on a value, say)
   | "LIMIT" // a request over one of the handler's per-call bounds

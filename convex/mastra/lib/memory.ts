@@ -109,7 +109,10 @@ export async function updateThread(
   const existing = await findById(ctx, THREADS, id);
   if (!existing) return ok(null);
   if (expected !== undefined && !sameJson(decodeJsonObject(existing.metadata), expected)) {
-    return fail(`thread ${JSON.stringify(id)}: metadata changed since it was read`, "CONFLICT");
+    return fail(`thread ${JSON.stringify(id)}: metadata changed since it was read`, "CONFLICT", {
+      table,
+      id,
+    });
   }
   const body: Fields = { ...bodyOf(existing), updatedAt: laterThan(existing.updatedAt, updatedAt) };
   // An empty title is a title; only an absent one leaves it unchanged.

@@ -115,11 +115,11 @@ def test_the_handlers_send_codes_and_details(convex_deployment: Deployment, uid:
     assert bad["code"] == "INVALID"
     schedule = {
         "id": f"s-{uid}",
-        "target": "{}",
+        "target": '{"type": "workflow", "workflowId": "w"}',
         "cron": "* * * * *",
         "timezone": None,
         "status": "active",
-        "next_fire_at": 1,
+        "next_fire_at": 4_102_444_800_000,  # 2100: never due for other tests
         "last_fire_at": None,
         "last_run_id": None,
         "created_at": 1,

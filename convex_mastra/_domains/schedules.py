@@ -13,10 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
+import pydantic
 from pydantic import Field, field_validator
 
 from .._codec import check_document_size, decode_json, json_text
-from .._errors import NotFoundError, ValidationError
+from .._errors import NotFoundError, StorageOperationError, ValidationError
 from .._models import MastraModel, coerce
 from .._paging import IndexQuery
 from ._base import Domain, check_id, strip_system
@@ -104,12 +105,21 @@ def schedule_record(schedule: Schedule) -> dict[str, Any]:
 
 
 def schedule_from_row(row: Mapping[str, Any]) -> Schedule:
-    """A stored row as a Schedule."""
+    """A stored row as a Schedule; StorageOperationError for a row no Mastra could read (as
+    upstream, which throws on a target without a type)."""
     fields = strip_system(row)
     fields.pop("workflow_id", None)
     fields["target"] = decode_json(fields.get("target"))
     fields["metadata"] = decode_json(fields.get("metadata"))
-    return Schedule.model_validate({k: v for k, v in fields.items() if v is not None})
+    try:
+        return Schedule.model_validate({k: v for k, v in fields.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors()
+        )
+        raise StorageOperationError(
+            f"stored schedule {fields.get('id')!r} cannot be read: {problems}", table=TABLE
+        ) from None
 
 
 def trigger_record(trigger: ScheduleTrigger) -> dict[str, Any]:

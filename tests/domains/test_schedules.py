@@ -244,3 +244,19 @@ async def test_typescript_and_python_read_each_others_schedules(
     assert [s["id"] for s in listed["result"]] == [f"s1-{uid}", f"s2-{uid}"]
     assert {f"s1-{uid}", f"s2-{uid}"} <= {s["id"] for s in due["result"]}
     assert fires["result"][0]["id"] == f"py-fire-{uid}" and fires["result"][0]["error"] == "x"
+
+
+async def test_a_row_no_mastra_could_read_is_named(store: ConvexStore, uid: str) -> None:
+    # Written through the protocol, as another client could write it.
+    await store._dispatcher.call(
+        "createSchedule",
+        "mastra_schedules",
+        record={
+            "id": f"bad-{uid}", "target": "{}", "cron": "*", "timezone": None, "status": "paused",
+            "next_fire_at": T0, "last_fire_at": None, "last_run_id": None,
+            "created_at": CREATED, "updated_at": CREATED,
+        },
+    )  # fmt: skip
+    with pytest.raises(StorageOperationError, match=f"bad-{uid}.*target"):
+        await store.schedules.get(f"bad-{uid}")
+    await store.schedules.delete(f"bad-{uid}")

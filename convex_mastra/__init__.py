@@ -4,6 +4,8 @@ import logging
 
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
+from ._domains.background_tasks import BackgroundTask
+from ._domains.channels import ChannelConfig, ChannelInstallation
 from ._domains.messages import DateRange, Include
 from ._domains.observational import BufferedActivation, ObservationalMemoryRecord
 from ._domains.schedules import Schedule, ScheduleTrigger
@@ -43,8 +45,11 @@ from .local import LocalDeployment
 __all__ = [
     "AsyncTransport",
     "AuthenticationError",
+    "BackgroundTask",
     "BatchLimitError",
     "BufferedActivation",
+    "ChannelConfig",
+    "ChannelInstallation",
     "ConfigurationError",
     "ConvexInt64",
     "ConvexMastraError",

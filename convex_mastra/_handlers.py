@@ -48,6 +48,7 @@ CAPABILITIES = frozenset(
         "last_message_at",
         "atomic_metadata_merge",
         "conditional_metadata_update",
+        "conditional_patch",
         "atomic_message_saves",
         "indexed_paging",
         "exact_totals",
@@ -190,6 +191,18 @@ class Handler:
         raise BatchLimitError(
             f"moving thread {thread_id!r} needed more than {MAX_CALLS} calls; call move again "
             "to continue"
+        )
+
+    # -- conditional writes ----------------------------------------------------------------------
+
+    async def patch_if(
+        self, table: str, record_id: str, record: dict[str, Any], *, expect: Mapping[str, Any]
+    ) -> bool:
+        """Patch the row only if its fields hold ``expect``, checked in the same mutation;
+        False when they do not (or the row is missing)."""
+        pairs = [[field, value] for field, value in expect.items()]
+        return bool(
+            await self._dispatcher.call("patch", table, id=record_id, record=record, expect=pairs)
         )
 
     # -- observational memory ------------------------------------------------------------------

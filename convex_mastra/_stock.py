@@ -29,7 +29,13 @@ from ._domains.scorers import score_record
 from ._domains.threads import thread_from_row, thread_record
 from ._domains.workflows import TABLE as WORKFLOWS
 from ._domains.workflows import run_view, snapshot_from_stored
-from ._errors import FunctionError, NotFoundError, StorageOperationError, ValidationError
+from ._errors import (
+    ConfigurationError,
+    FunctionError,
+    NotFoundError,
+    StorageOperationError,
+    ValidationError,
+)
 from ._handlers import CONFLICT, MESSAGES, RESOURCES, THREADS, Conflict, Handler
 from ._models import Score
 from ._paging import IndexQuery, Match, Rows, sort_key
@@ -376,6 +382,19 @@ class StockHandler(Handler):
         moved = {**strip_system(thread), "resourceId": resource_id, "updatedAt": updated_at}
         await self._dispatcher.call("insert", THREADS, record=moved)
         return True
+
+    # -- conditional writes ----------------------------------------------------------------------
+
+    async def patch_if(
+        self, table: str, record_id: str, record: dict[str, Any], *, expect: Mapping[str, Any]
+    ) -> bool:
+        """Upstream's patch ignores conditions: it would write whatever the row holds, so two
+        workers could both claim one task. Refused rather than done unsafely."""
+        raise ConfigurationError(
+            "a conditional write (such as background_tasks.claim) needs convex-mastra's "
+            "handler: the stock @mastra/convex handler cannot check and write in one mutation. "
+            "Deploy convex-mastra's functions (convex/mastra/)."
+        )
 
     # -- observational memory ------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ._dispatch import HandlerInfo
+from ._domains.background_tasks import BackgroundTasks
+from ._domains.channels import Channels
 from ._domains.documents import Documents
 from ._domains.messages import Messages
 from ._domains.observational import ObservationalMemory
@@ -81,6 +83,11 @@ class ConvexStore(Closable):
         """Workflow runs: persist/load snapshots, list/get/delete runs, merge step results."""
         self.scorers = Scorers(self._dispatcher, handlers)
         """Evaluation scores: save, get, list by scorer, run, entity or span."""
+        self.background_tasks = BackgroundTasks(self._dispatcher, handlers)
+        """Mastra's background tool calls: create, get, update, claim, list, delete,
+        delete_many, running_count."""
+        self.channels = Channels(self._dispatcher, handlers)
+        """Mastra's channel installations and per-platform configs."""
         self.observational_memory = ObservationalMemory(self._dispatcher, handlers)
         """Mastra's observational memory: generations per thread or resource, observations,
         reflections and their flags."""

@@ -230,6 +230,7 @@ export const storageArgs = {
   force: optional,
   replaceMetadata: optional,
   expectedMetadata: optional,
+  expect: optional,
   after: optional,
   // vector search
   vector: optional,

@@ -1,8 +1,12 @@
 // The schema a Mastra TypeScript app deploys with @mastra/convex 1.5.x (its tables, unchanged;
-// schedules and observational memory included, as an app that uses them declares them).
+// schedules, observational memory, background tasks and channels included, as an app that
+// uses them declares them).
 import { defineSchema } from "convex/server";
 import {
+  mastraBackgroundTasksTable,
   mastraCacheListItemsTable,
+  mastraChannelConfigTable,
+  mastraChannelInstallationsTable,
   mastraCacheTable,
   mastraDocumentsTable,
   mastraMessagesTable,
@@ -26,6 +30,9 @@ export default defineSchema({
   mastra_observational_memory: mastraObservationalMemoryTable,
   mastra_schedules: mastraSchedulesTable,
   mastra_schedule_triggers: mastraScheduleTriggersTable,
+  mastra_background_tasks: mastraBackgroundTasksTable,
+  mastra_channel_installations: mastraChannelInstallationsTable,
+  mastra_channel_config: mastraChannelConfigTable,
   mastra_vector_indexes: mastraVectorIndexesTable,
   mastra_vectors: mastraVectorsTable,
   mastra_cache: mastraCacheTable,

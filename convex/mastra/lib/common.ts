@@ -92,6 +92,20 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** `[[name, scalar], ...]`: pairs, not an object, since names may be "$schema" and the like. */
+export function isScalarPairs(value: unknown): value is [string, Value][] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        typeof pair[0] === "string" &&
+        (pair[1] === null || typeof pair[1] !== "object"),
+    )
+  );
+}
+
 // ---- request field readers: each throws a RequestError naming the field ----
 
 export function readString(req: Request, field: string): string {

@@ -7,6 +7,7 @@ import {
   type Response,
   RequestError,
   isPlainObject,
+  isScalarPairs,
   ok,
   readArray,
   readInt,
@@ -229,24 +230,14 @@ function readMatch(op: string, raw: unknown): Match | null {
   if (isPlainObject(raw) && raw.view !== undefined && raw.view !== null && raw.view !== "run") {
     throw new RequestError(problem);
   }
-  if (!isPlainObject(raw) || typeof raw.field !== "string" || !Array.isArray(raw.equals)) {
+  if (!isPlainObject(raw) || typeof raw.field !== "string" || !isScalarPairs(raw.equals)) {
     throw new RequestError(problem);
   }
   const path = raw.path ?? [];
   if (!Array.isArray(path) || path.some((part) => typeof part !== "string")) {
     throw new RequestError(problem);
   }
-  for (const pair of raw.equals) {
-    if (
-      !Array.isArray(pair) ||
-      pair.length !== 2 ||
-      typeof pair[0] !== "string" ||
-      (pair[1] !== null && typeof pair[1] === "object")
-    ) {
-      throw new RequestError(problem);
-    }
-  }
-  const equals = raw.equals as [string, Value][];
+  const equals = raw.equals;
   const base = { field: raw.field, path: path as string[], equals };
   return raw.view === "run" ? { ...base, view: "run" } : base;
 }

@@ -12,6 +12,7 @@ import {
   type Doc,
   type Fields,
   isPlainObject,
+  isScalarPairs,
   label,
   type Label,
   mapChunked,
@@ -80,6 +81,16 @@ export function recordId(record: Record<string, unknown>, where: string): string
   }
   if (typeof id !== "string") throw new RequestError(`${where}: record id must be a string`);
   return id;
+}
+
+/** `expect` of a conditional patch: [[field, scalar], ...] (pairs: fields may be any name). */
+function readExpect(req: Request): [string, Value][] {
+  const raw = req.expect;
+  if (raw === undefined || raw === null) return [];
+  if (!isScalarPairs(raw)) {
+    throw new RequestError(`${req.op}: "expect" must be [[field, scalar], ...]`);
+  }
+  return raw;
 }
 
 /** A planned write: insert (no existing), replace, or delete (no body). */
@@ -189,15 +200,22 @@ export async function typedOp(ctx: Ctx, w: Writer, table: string, req: Request):
     }
 
     case "patch": {
+      // With `expect` ([[field, value], ...], ours): patch only a row whose fields hold those
+      // values, checked in this transaction (a claim: status pending -> running), else false.
       const id = req.id;
       if (typeof id !== "string") throw new RequestError(`patch: "id" must be a string`);
       const patch = { ...readObject(req, "record") };
       delete patch.id;
+      const expect = readExpect(req);
+      const holds = (row: Record<string, unknown>) =>
+        expect.every(([field, value]) => row[field] === value);
       const existing = await findById(ctx, table, id);
       if (!existing) {
         const legacy = isTasks ? await legacyTaskDoc(ctx, id) : null;
         if (!legacy) return ok(false);
-        const record = mergeLegacyTask(decodeRecord(legacy.record) ?? {}, patch);
+        const stored = decodeRecord(legacy.record) ?? {};
+        if (!holds(stored as Record<string, unknown>)) return ok(false);
+        const record = mergeLegacyTask(stored, patch);
         await applyPlans(w, [
           {
             table: DOCUMENTS,
@@ -207,6 +225,7 @@ export async function typedOp(ctx: Ctx, w: Writer, table: string, req: Request):
         ]);
         return ok(true);
       }
+      if (!holds(existing)) return ok(false);
       const body = prepareBody(
         table,
         { ...bodyOf(existing), ...(patch as Fields) },

@@ -76,6 +76,9 @@ interface DatabaseFake {
   _queryResults: Record<number, unknown>;
   _writes: Record<string, Doc | null>[];
 }
+interface DbReads {
+  get(tableName: string, id: string): Doc | null;
+}
 interface TransactionManager {
   _lastCommitTs: bigint;
 }
@@ -93,6 +96,29 @@ interface Proto<T> {
 /** Table name of a convex-test id ("<digits><table>"). */
 export function tableNameFromId(id: string): string {
   return id.replace(/^[0-9]+/, "");
+}
+
+/**
+ * Ids of each table's committed documents, in `_documents` key order, per database: convex-test
+ * finds a table's documents by testing every id of every table on every query, so a call's
+ * cost grew with the whole database. Built on first use, kept by `commit`, dropped on restore.
+ */
+const tableIds = new WeakMap<DatabaseFake, Map<string, Set<string>>>();
+
+function idsByTable(db: DatabaseFake): Map<string, Set<string>> {
+  let index = tableIds.get(db);
+  if (index === undefined) {
+    index = new Map();
+    for (const id of Object.keys(db._documents)) idSet(index, tableNameFromId(id)).add(id);
+    tableIds.set(db, index);
+  }
+  return index;
+}
+
+function idSet(index: Map<string, Set<string>>, table: string): Set<string> {
+  let ids = index.get(table);
+  if (ids === undefined) index.set(table, (ids = new Set()));
+  return ids;
 }
 
 let rootDb: DatabaseFake | undefined;
@@ -158,12 +184,48 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
         // their (partially consumed) result arrays forever otherwise.
         this._queryResults = {};
         const ids = Object.keys(topLevel);
+        const index = tableIds.get(this);
+        if (index !== undefined) {
+          // As `_documents` changed: a new id goes last, an updated one keeps its place.
+          for (const id of ids) {
+            const table = idSet(index, tableNameFromId(id));
+            if (this._documents[id] === undefined) table.delete(id);
+            else table.add(id);
+          }
+        }
         if (this._componentPath === "" && commitTs !== null && ids.length > 0) {
           hooks.onCommit(
             commitTs,
             ids.map((id) => ({ id, doc: this._documents[id] ?? null })),
             { nextDocId: this._nextDocId, lastCreationTime: this._lastCreationTime },
           );
+        }
+      },
+  );
+  wrap(
+    Db,
+    "_iterateDocs",
+    () =>
+      // convex-test's order: committed documents in `_documents` order, then ids first
+      // written in this transaction, layer by layer (Search results keep this order).
+      function (this: DatabaseFake, ...args) {
+        const [tableName, callback] = args as unknown as [string, (doc: Doc) => void];
+        const committed = idsByTable(this).get(tableName);
+        const get = (id: string) => (this as unknown as DbReads).get(tableName, id);
+        if (committed !== undefined) {
+          for (const id of committed) {
+            const doc = get(id);
+            if (doc !== null) callback(doc);
+          }
+        }
+        const seen = new Set<string>();
+        for (const layer of this._writes) {
+          for (const id of Object.keys(layer)) {
+            if (seen.has(id) || committed?.has(id) || tableNameFromId(id) !== tableName) continue;
+            seen.add(id);
+            const doc = get(id);
+            if (doc !== null) callback(doc);
+          }
         }
       },
   );
@@ -240,6 +302,7 @@ export async function captureInternals(t: {
       const documents: Record<string, Doc> = {};
       for (const doc of state.documents) documents[doc["_id"] as string] = doc;
       db._documents = documents;
+      tableIds.delete(db);
       db._nextDocId = state.nextDocId;
       db._lastCreationTime = state.lastCreationTime;
       tm._lastCommitTs = state.lastCommitTs;

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field
 
-from .._codec import decode_json, json_text, to_iso
+from .._codec import decode_json, json_text, to_iso, truncate_ms
 from .._errors import ValidationError
 from .._models import MastraModel, Page, Timestamp, coerce, utc_now
 from .._paging import IndexQuery, check_paging, sort_key
@@ -189,8 +189,7 @@ def task_patch(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def coerce_time(value: datetime | None, field: str) -> datetime | None:
-    from .._codec import truncate_ms
-
+    """``value`` as stored times are (UTC, milliseconds), the error naming ``field``."""
     if value is None:
         return None
     try:

@@ -201,6 +201,40 @@ class Rows:
         rows = await self._read(query, offset=offset, limit=limit + 1, descending=descending)
         return rows[:limit], len(rows) > limit
 
+    async def slice_all(
+        self, queries: list[IndexQuery], *, offset: int, limit: int | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`slice` of the union of disjoint queries on one sort field (several threads,
+        several statuses): the window can only hold each query's first ``offset + limit`` rows
+        in listing order, so those are read and merged."""
+        if len(queries) == 1:
+            return await self.slice(queries[0], offset=offset, limit=limit, descending=descending)
+        need = None if limit is None else offset + limit
+        merged: list[dict[str, Any]] = []
+        total = 0
+        for query in queries:
+            rows, found = await self.slice(query, offset=0, limit=need, descending=descending)
+            merged += rows
+            total += found
+        merged.sort(key=sort_key(queries[0].sort_field), reverse=descending)
+        return merged[offset:need], total
+
+    async def peek_all(
+        self, queries: list[IndexQuery], *, offset: int, limit: int | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """:meth:`peek` of the union of disjoint queries, as :meth:`slice_all` merges them."""
+        if len(queries) == 1:
+            return await self.peek(queries[0], offset=offset, limit=limit, descending=descending)
+        need = None if limit is None else offset + limit
+        merged: list[dict[str, Any]] = []
+        more = False
+        for query in queries:
+            rows, beyond = await self.peek(query, offset=0, limit=need, descending=descending)
+            merged += rows
+            more = more or beyond  # this query alone has more than the window's end
+        merged.sort(key=sort_key(queries[0].sort_field), reverse=descending)
+        return merged[offset:need], more or (need is not None and len(merged) > need)
+
     async def window(
         self, query: IndexQuery, *, offset: int, limit: int | None, descending: bool, total: int
     ) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from pydantic import Field
 from .._codec import decode_json, json_text, to_iso, truncate_ms
 from .._errors import ValidationError
 from .._models import MastraModel, Page, Timestamp, coerce, utc_now
-from .._paging import IndexQuery, check_paging, sort_key
+from .._paging import IndexQuery, check_paging
 from ._base import Domain, check_direction, check_id
 
 __all__ = ["BackgroundTask", "BackgroundTasks"]
@@ -297,25 +297,12 @@ class BackgroundTasks(Domain):
             )
             for one in ([*statuses] if statuses else [None])
         ]
-        rows = await self._rows()
         offset = page * per_page if per_page is not None else 0
-        need = None if per_page is None else offset + per_page
-        merged: builtins.list[dict[str, Any]] = []
-        total = 0
-        for query in queries:
-            window, count = await rows.slice(
-                query,
-                offset=0 if len(queries) > 1 else offset,
-                limit=need if len(queries) > 1 else per_page,
-                descending=descending,
-            )
-            merged += window
-            total += count
-        if len(queries) > 1:
-            merged.sort(key=sort_key("createdAt"), reverse=descending)
-            merged = merged[offset:need]
+        rows, total = await (await self._rows()).slice_all(
+            queries, offset=offset, limit=per_page, descending=descending
+        )
         return Page[BackgroundTask](
-            items=[task_from_row(row) for row in merged],
+            items=[task_from_row(row) for row in rows],
             total=total,
             page=page,
             per_page=per_page,

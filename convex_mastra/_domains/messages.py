@@ -347,39 +347,15 @@ class Messages(Domain):
     ) -> tuple[builtins.list[dict[str, Any]], int, bool]:
         """The window, the total (a lower bound when not ``count``) and whether more follow."""
         listings = await self._rows()
-        if len(queries) == 1:
-            if count:
-                rows, total = await listings.slice(
-                    queries[0], offset=offset, limit=limit, descending=descending
-                )
-                return rows, total, limit is not None and offset + limit < total
-            rows, more = await listings.peek(
-                queries[0], offset=offset, limit=limit, descending=descending
-            )
-            return rows, _lower_bound(offset, rows, more), more
-        # Several threads: the window can only contain each thread's first offset + limit rows
-        # in listing order, so read those and merge.
-        need = None if limit is None else offset + limit
-        merged: builtins.list[dict[str, Any]] = []
-        total, more = 0, False
-        for query in queries:
-            if count:
-                rows, found = await listings.slice(
-                    query, offset=0, limit=need, descending=descending
-                )
-                total += found
-            else:
-                rows, beyond = await listings.peek(
-                    query, offset=0, limit=need, descending=descending
-                )
-                more = more or beyond  # this thread alone has more than the window's end
-            merged += rows
-        merged.sort(key=sort_key("createdAt"), reverse=descending)
-        window = merged[offset : None if need is None else need]
         if count:
-            return window, total, need is not None and need < total
-        more = more or (need is not None and len(merged) > need)
-        return window, _lower_bound(offset, window, more), more
+            rows, total = await listings.slice_all(
+                queries, offset=offset, limit=limit, descending=descending
+            )
+            return rows, total, limit is not None and offset + limit < total
+        rows, more = await listings.peek_all(
+            queries, offset=offset, limit=limit, descending=descending
+        )
+        return rows, _lower_bound(offset, rows, more), more
 
     async def _included(
         self, includes: builtins.list[Include], resource_id: str | None

@@ -19,16 +19,26 @@
 //   database and the transaction manager (for restore and snapshots).
 // - TransactionMetricsTracker.commit/rollback: when the root layer pops, its
 //   counters are the whole top-level transaction's reads and writes.
+// - DatabaseFake.startQuery/queryNext/paginate: table scans and index ranges read a
+//   sorted index (src/indexes.ts) lazily, as far as the caller pulls, instead of
+//   collecting and sorting the table's matching documents first; pending writes of the
+//   transaction are merged in. Search queries keep convex-test's path. The helpers that
+//   give a range, filter or field its meaning are convex-test's own (exported below),
+//   so a document matches exactly when it did before.
 //
 // Restore writes `_documents`, `_nextDocId`, `_lastCreationTime` and the
 // manager's `_lastCommitTs` directly, between transactions.
-import type { Value } from "convex/values";
+import { getDocumentSize, jsonToConvex, type JSONValue, type Value } from "convex/values";
+import { Bound, compareField as compareValuesOf, IndexTree, mergeSorted, rangeBounds, type FieldValue, type Order, type RangeExpr } from "./indexes.ts";
 
 export const CONVEX_TEST_VERSION = "0.0.60";
 
 export const EXPORT_SUFFIX =
   "\n;export { DatabaseFake as __cmDatabaseFake, TransactionManager as __cmTransactionManager, " +
-  "TransactionMetricsTracker as __cmTransactionMetricsTracker };\n";
+  "TransactionMetricsTracker as __cmTransactionMetricsTracker, evaluateFieldPath as __cmEvaluateFieldPath, " +
+  "evaluateRangeFilter as __cmEvaluateRangeFilter, evaluateFilter as __cmEvaluateFilter, " +
+  "evaluateQueryValue as __cmEvaluateQueryValue, " +
+  "validateIndexRangeExpression as __cmValidateIndexRangeExpression };\n";
 
 export type Doc = Record<string, Value | undefined>;
 
@@ -73,9 +83,51 @@ interface DatabaseFake {
   _documents: Record<string, Doc>;
   _nextDocId: number;
   _lastCreationTime: number;
+  _nextQueryId: number;
   _queryResults: Record<number, unknown>;
   _writes: Record<string, Doc | null>[];
+  _schema: { tables: Map<string, { indexes: { indexDescriptor: string; fields: string[] }[] }> } | null;
+  _encodeCursor(doc: Doc, fieldPaths: string[]): string;
+  _docIsAfterCursor(doc: Doc, cursorKeys: FieldValue[], fieldPaths: string[], order: Order): number;
 }
+
+// A query as the `1.0/queryStream` and `1.0/queryPage` syscalls pass it.
+interface RangeFilter extends RangeExpr {
+  fieldPath: string;
+}
+type QuerySource =
+  | { type: "FullTableScan"; tableName: string; order?: Order | null }
+  | { type: "IndexRange"; indexName: string; range: RangeFilter[]; order?: Order | null }
+  | { type: "Search" };
+interface Query {
+  source: QuerySource;
+  operators: ({ filter: unknown } | { limit: number })[];
+}
+interface PageArgs {
+  query: Query;
+  cursor: string | null;
+  endCursor?: string | null;
+  pageSize: number;
+  maximumRowsRead?: number;
+  maximumBytesRead?: number;
+}
+interface Page {
+  page: Doc[];
+  isDone: boolean;
+  continueCursor: string;
+  splitCursor: string | null;
+  pageStatus: "SplitRequired" | "SplitRecommended" | null;
+}
+
+// convex-test's own helpers (module functions, exported by EXPORT_SUFFIX).
+interface Helpers {
+  evaluateFieldPath(fieldPath: string, doc: Doc): FieldValue;
+  evaluateRangeFilter(doc: Doc, expr: RangeFilter): boolean;
+  evaluateFilter(doc: Doc, filter: unknown): boolean;
+  evaluateQueryValue(value: unknown): FieldValue;
+  validateIndexRangeExpression(source: QuerySource, fields: string[]): void;
+}
+let helpers: Helpers | undefined;
 interface DbReads {
   get(tableName: string, id: string): Doc | null;
 }
@@ -121,6 +173,201 @@ function idSet(index: Map<string, Set<string>>, table: string): Set<string> {
   return ids;
 }
 
+/** Each table's index trees per database, built on a query's first use, kept by `commit`. */
+const indexTrees = new WeakMap<DatabaseFake, Map<string, Map<string, IndexTree>>>();
+
+function indexTree(db: DatabaseFake, table: string, index: string, fields: string[]): IndexTree {
+  let tables = indexTrees.get(db);
+  if (tables === undefined) indexTrees.set(db, (tables = new Map()));
+  let trees = tables.get(table);
+  if (trees === undefined) tables.set(table, (trees = new Map()));
+  let tree = trees.get(index);
+  if (tree === undefined) {
+    const ids = idsByTable(db).get(table) ?? new Set<string>();
+    const docs = (function* () {
+      for (const id of ids) yield db._documents[id]!;
+    })();
+    tree = new IndexTree(fields, (path, doc) => helpers!.evaluateFieldPath(path, doc), docs);
+    trees.set(index, tree);
+  }
+  return tree;
+}
+
+/** A table scan or index range, ready to stream in order from any cursor. */
+interface IndexedSource {
+  /** convex-test's sort fields for this source (cursors encode these, plus `_id`). */
+  sortFields: string[];
+  order: Order;
+  filterFn(doc: Doc): boolean;
+  limit: number | null;
+  /** The source's documents strictly after `cursorKeys` (all when null), in order. */
+  stream(cursorKeys: FieldValue[] | null): Iterator<Doc>;
+}
+
+function indexedSource(db: DatabaseFake, query: Query): IndexedSource | null {
+  const h = helpers!;
+  const source = query.source;
+  let table: string;
+  let index: string;
+  let fields: string[];
+  let sortFields: string[];
+  let range: RangeFilter[];
+  if (source.type === "FullTableScan") {
+    table = source.tableName;
+    index = "by_creation_time";
+    fields = ["_creationTime", "_id"];
+    // convex-test sorts a scan by creation time alone; ids break no ties a table can have.
+    sortFields = ["_creationTime"];
+    range = [];
+  } else if (source.type === "IndexRange") {
+    const [tableName, indexName] = source.indexName.split(".") as [string, string];
+    table = tableName;
+    index = indexName;
+    if (indexName === "by_creation_time") fields = ["_creationTime", "_id"];
+    else if (indexName === "by_id") fields = ["_id"];
+    else {
+      const declared = db._schema?.tables.get(tableName)?.indexes.find((i) => i.indexDescriptor === indexName);
+      if (declared === undefined) {
+        throw new Error(
+          `Cannot use index "${indexName}" for table "${tableName}" because it is not declared in the schema.`,
+        );
+      }
+      fields = declared.fields.concat(["_creationTime", "_id"]);
+    }
+    h.validateIndexRangeExpression(source, fields);
+    sortFields = fields;
+    range = source.range;
+  } else {
+    return null;
+  }
+  const order: Order = source.order ?? "asc";
+  const { lower, upper } = rangeBounds(range.map((r) => ({ type: r.type, value: h.evaluateQueryValue(r.value) })));
+  const filters = query.operators.flatMap((op) => ("filter" in op ? [op.filter] : []));
+  const limitOp = query.operators.find((op): op is { limit: number } => "limit" in op);
+  const cursorFields = sortFields.includes("_id") ? sortFields : [...sortFields, "_id"];
+  return {
+    sortFields,
+    order,
+    limit: limitOp?.limit ?? null,
+    filterFn: (doc) => filters.every((f) => h.evaluateFilter(doc, f)),
+    stream(cursorKeys) {
+      const tree = indexTree(db, table, index, fields);
+      // Documents this transaction wrote, as it sees them now: they replace the tree's versions.
+      const pending = new Set<string>();
+      for (const layer of db._writes) {
+        for (const id of Object.keys(layer)) if (tableNameFromId(id) === table) pending.add(id);
+      }
+      const start = cursorKeys === null ? null : new Bound(cursorKeys, order === "asc" ? 1 : -1);
+      const committed = tree.scan(lower, upper, order, start, pending);
+      if (pending.size === 0) return committed;
+      const sign = order === "asc" ? 1 : -1;
+      const compare = (a: Doc, b: Doc): number => {
+        for (const fp of fields) {
+          const c = compareValuesOf(h.evaluateFieldPath(fp, a), h.evaluateFieldPath(fp, b));
+          if (c !== 0) return c * sign;
+        }
+        return 0;
+      };
+      const staged: Doc[] = [];
+      for (const id of pending) {
+        const doc = (db as unknown as DbReads).get(table, id);
+        if (doc === null || !range.every((r) => h.evaluateRangeFilter(doc, r))) continue;
+        if (cursorKeys !== null && db._docIsAfterCursor(doc, cursorKeys, cursorFields, order) <= 0) continue;
+        staged.push(doc);
+      }
+      staged.sort(compare);
+      return mergeSorted(committed, staged, compare);
+    },
+  };
+}
+
+/** A query stream that reads its source only as far as `queryNext` pulls. */
+class LazyResults {
+  private readonly docs: Iterator<Doc>;
+  private returned = 0;
+  constructor(private readonly source: IndexedSource) {
+    this.docs = source.stream(null);
+  }
+  next(): { value: Doc | null; done: boolean } {
+    const { limit, filterFn } = this.source;
+    if (limit !== null && this.returned >= limit) return { value: null, done: true };
+    for (let r = this.docs.next(); !r.done; r = this.docs.next()) {
+      if (filterFn(r.value)) {
+        this.returned += 1;
+        return { value: r.value, done: false };
+      }
+    }
+    return { value: null, done: true };
+  }
+}
+
+/**
+ * convex-test's `paginate`, over a stream that starts at the cursor instead of a sorted
+ * copy of the whole range; the page, cursors, split and status come out the same.
+ */
+function paginateIndexed(db: DatabaseFake, source: IndexedSource, args: PageArgs): Page {
+  const { cursor, endCursor, pageSize, maximumRowsRead, maximumBytesRead } = args;
+  const { sortFields, order, filterFn } = source;
+  const cursorFields = sortFields.includes("_id") ? sortFields : [...sortFields, "_id"];
+  const parseCursor = (c: string | null | undefined): FieldValue[] | null =>
+    c ? (JSON.parse(c) as (string | null)[]).map((k) => (k === null ? undefined : jsonToConvex(JSON.parse(k) as JSONValue))) : null;
+  if (cursor === "_end_cursor") {
+    return { page: [], isDone: true, continueCursor: "_end_cursor", splitCursor: null, pageStatus: null };
+  }
+  const hasEndBoundary = !!endCursor && endCursor !== "_end_cursor";
+  const endCursorKeys = hasEndBoundary ? parseCursor(endCursor) : null;
+  const docs = source.stream(parseCursor(cursor));
+  const page: Doc[] = [];
+  let continueCursor = "_end_cursor";
+  let pageStatus: Page["pageStatus"] = null;
+  let rowsRead = 0;
+  let bytesRead = 0;
+  const readDocCursors: string[] = [];
+  let next = docs.next();
+  while (!next.done) {
+    const doc = next.value;
+    next = docs.next();
+    const isLastDoc = next.done === true;
+    if (endCursorKeys !== null) {
+      const cmp = db._docIsAfterCursor(doc, endCursorKeys, cursorFields, order);
+      if (cmp >= 0) {
+        if (cmp === 0) {
+          rowsRead += 1;
+          bytesRead += getDocumentSize(doc as Record<string, Value>);
+          readDocCursors.push(db._encodeCursor(doc, cursorFields));
+          if (filterFn(doc)) page.push(doc);
+          continueCursor = db._encodeCursor(doc, cursorFields);
+        }
+        break;
+      }
+    }
+    rowsRead += 1;
+    bytesRead += getDocumentSize(doc as Record<string, Value>);
+    readDocCursors.push(db._encodeCursor(doc, cursorFields));
+    const hitLimit =
+      (!!maximumRowsRead && rowsRead >= maximumRowsRead) || (!!maximumBytesRead && bytesRead >= maximumBytesRead);
+    if (filterFn(doc)) page.push(doc);
+    if (hitLimit) {
+      pageStatus = "SplitRequired";
+      continueCursor = db._encodeCursor(doc, cursorFields);
+      break;
+    }
+    if (!endCursor && page.length >= pageSize) {
+      if (!isLastDoc) continueCursor = db._encodeCursor(doc, cursorFields);
+      break;
+    }
+  }
+  let splitCursor: string | null = null;
+  const middle = readDocCursors[Math.floor((readDocCursors.length - 1) / 2)];
+  if (pageStatus === "SplitRequired" && readDocCursors.length >= 2) {
+    splitCursor = middle!;
+  } else if (pageStatus === null && rowsRead > pageSize + 1 && readDocCursors.length >= 2) {
+    pageStatus = "SplitRecommended";
+    splitCursor = middle!;
+  }
+  return { page, isDone: continueCursor === "_end_cursor", continueCursor, splitCursor, pageStatus };
+}
+
 let rootDb: DatabaseFake | undefined;
 let manager: TransactionManager | undefined;
 
@@ -144,6 +391,18 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
   if (Db === undefined || Tm === undefined || Tracker === undefined) {
     throw new Error("convex-test internals are not exposed; is the module hook registered?");
   }
+  const helper = <F>(name: string): F => {
+    const fn = mod[`__cm${name}`];
+    if (typeof fn !== "function") throw new Error(`convex-test ${CONVEX_TEST_VERSION} internals changed: missing ${name}()`);
+    return fn as F;
+  };
+  helpers = {
+    evaluateFieldPath: helper("EvaluateFieldPath"),
+    evaluateRangeFilter: helper("EvaluateRangeFilter"),
+    evaluateFilter: helper("EvaluateFilter"),
+    evaluateQueryValue: helper("EvaluateQueryValue"),
+    validateIndexRangeExpression: helper("ValidateIndexRangeExpression"),
+  };
 
   let mergingNested = false;
   wrap(
@@ -173,6 +432,8 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
       function (this: DatabaseFake, ...args) {
         const [commitTs] = args as unknown as [bigint | null];
         const topLevel = this._writes.length === 1 ? this._writes[0] : undefined;
+        const trees = topLevel === undefined ? undefined : indexTrees.get(this);
+        const before = trees === undefined ? undefined : Object.keys(topLevel!).map((id) => this._documents[id]);
         mergingNested = true;
         try {
           orig.apply(this, args);
@@ -192,6 +453,13 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
             if (this._documents[id] === undefined) table.delete(id);
             else table.add(id);
           }
+        }
+        if (trees !== undefined) {
+          ids.forEach((id, i) => {
+            const tableTrees = trees.get(tableNameFromId(id));
+            if (tableTrees === undefined) return;
+            for (const tree of tableTrees.values()) tree.update(before![i], this._documents[id]);
+          });
         }
         if (this._componentPath === "" && commitTs !== null && ids.length > 0) {
           hooks.onCommit(
@@ -227,6 +495,40 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
             if (doc !== null) callback(doc);
           }
         }
+      },
+  );
+  wrap(
+    Db,
+    "startQuery",
+    (orig) =>
+      function (this: DatabaseFake, ...args) {
+        const [query] = args as unknown as [Query];
+        const source = indexedSource(this, query);
+        if (source === null) return orig.apply(this, args);
+        const id = this._nextQueryId;
+        this._queryResults[id] = new LazyResults(source);
+        this._nextQueryId += 1;
+        return id;
+      },
+  );
+  wrap(
+    Db,
+    "queryNext",
+    (orig) =>
+      function (this: DatabaseFake, ...args) {
+        const [queryId] = args as unknown as [number];
+        const results = this._queryResults[queryId];
+        return results instanceof LazyResults ? results.next() : orig.apply(this, args);
+      },
+  );
+  wrap(
+    Db,
+    "paginate",
+    (orig) =>
+      function (this: DatabaseFake, ...args) {
+        const [pageArgs] = args as unknown as [PageArgs];
+        const source = indexedSource(this, pageArgs.query);
+        return source === null ? orig.apply(this, args) : paginateIndexed(this, source, pageArgs);
       },
   );
   wrap(
@@ -303,6 +605,7 @@ export async function captureInternals(t: {
       for (const doc of state.documents) documents[doc["_id"] as string] = doc;
       db._documents = documents;
       tableIds.delete(db);
+      indexTrees.delete(db);
       db._nextDocId = state.nextDocId;
       db._lastCreationTime = state.lastCreationTime;
       tm._lastCommitTs = state.lastCommitTs;

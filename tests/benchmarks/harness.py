@@ -1,7 +1,7 @@
 """What every benchmark scenario needs: the deployment's own stats, the Node driver, a lag probe.
 
 Costs come from the local deployment's per-call stats (``/_local/calls``), never from timing its
-engine: convex-test scans a whole table on every query, so documents read and round trips are the
+engine: an emulator's engine time is not Convex's, so documents read and round trips are the
 honest measure. Time is measured only on the client side, against a fixed response delay.
 """
 

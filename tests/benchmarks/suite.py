@@ -1,10 +1,10 @@
 """The benchmark run: every scenario of issue 9 on one local deployment, in an order that keeps
 the big tables out of the timed runs.
 
-convex-test scans a whole table on every query, so a 20,000-row table slows every later call on
-that table. Timed runs (CPU, throughput) therefore come first, on a small thread; the big
-datasets are bulk-imported afterwards, and only documents read and round trips are measured on
-them. One deployment is enough that way.
+Timed runs (CPU, throughput) come first, on a small thread; the big datasets are bulk-imported
+afterwards, and only documents read and round trips are measured on them, so a timed run never
+depends on what another left behind. The engine section (the deployment's own cost as a table
+grows) runs last, on a deployment of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import anyio
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
-from . import client_cpu, vectors
+from . import client_cpu, engine, vectors
 from . import scenarios as sc
 from .harness import (
     Cost,
@@ -81,6 +81,8 @@ class Results:
     """This process's CPU per call in closed loops against the instant backend."""
     vectors: list[vectors.VectorRow] = field(default_factory=list)
     """Upserts and queries of vector indexes, both clients (a deployment of their own)."""
+    engine: engine.EngineResults | None = None
+    """The local deployment's cost per call as its table grows (a deployment of its own)."""
 
 
 _started = time.monotonic()
@@ -144,6 +146,8 @@ async def run(seconds: float) -> Results:
     step("vector indexes: upserts and queries, on a deployment of their own")
     async with LocalDeployment() as vector_dep:
         results.vectors = await vectors.run(vector_dep.url, vector_dep.admin_key)
+    step("engine: calls as the table grows to 1,000,000 messages, on a deployment of its own")
+    results.engine = await engine.run(seconds=seconds, log=lambda line: print(line, flush=True))
     return results
 
 

@@ -120,7 +120,12 @@ function acquireLock(dir: string): string {
 }
 
 export interface StoreOptions {
-  /** Start a compaction when the WAL since the last snapshot exceeds this many bytes. */
+  /**
+   * Start a compaction when the WAL since the last snapshot exceeds this many bytes, or the
+   * last snapshot's size if that is larger: a compaction rewrites every document, so with a
+   * threshold that grows with the snapshot it costs at most one byte written per byte logged,
+   * where a fixed one would rewrite a 300 MB snapshot for every 64 MB of writes.
+   */
   compactBytes: number;
   /** Called when the WAL cannot be written; the process must not go on acknowledging writes. */
   onFatal: (error: Error) => void;
@@ -139,6 +144,7 @@ export class Store {
   private flushScheduled = false;
   private durableSeq: number;
   private walBytes = 0;
+  private snapshotBytes = 0;
   private compacting: Promise<void> | null = null;
   private failed: Error | null = null;
   private exportState: (() => EngineState) | null = null;
@@ -248,6 +254,7 @@ export class Store {
     const fd = openSync(join(dir, segmentName(segment)), "a");
     fsyncDir(dir);
     const store = new Store(dir, lockFile, fd, segment, lastSeq, options);
+    store.snapshotBytes = snapshotText?.length ?? 0;
     const state = counters === null ? null : { documents: [...documents.values()], ...counters, lastCommitTs };
     return { store, state, replayedRecords: replayed };
   }
@@ -314,12 +321,16 @@ export class Store {
       w.resolve();
       return false;
     });
-    if (this.walBytes > this.options.compactBytes) {
+    if (this.walBytes > this.compactThreshold()) {
       // Not from here directly: compact() itself flushes.
       setImmediate(() => {
-        if (this.walBytes > this.options.compactBytes && this.compacting === null) void this.compact();
+        if (this.walBytes > this.compactThreshold() && this.compacting === null) void this.compact();
       });
     }
+  }
+
+  private compactThreshold(): number {
+    return Math.max(this.options.compactBytes, this.snapshotBytes);
   }
 
   /** Writes a snapshot of the current state and deletes the WAL segments it covers. */
@@ -364,6 +375,7 @@ export class Store {
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
     const fh = await open(tmp, "w");
     let count = 0;
+    let bytes = 0;
     try {
       const header = {
         format: SNAPSHOT_FORMAT,
@@ -377,19 +389,24 @@ export class Store {
         if (!isPersistedTable(tableNameFromId(doc["_id"] as string))) continue;
         chunk += `${JSON.stringify(convexToJson(doc as Value))}\n`;
         count += 1;
-        // Write in ~1 MiB pieces; each await lets requests run meanwhile.
-        if (chunk.length > 1 << 20) {
+        // Write in ~256 KiB pieces; each await lets requests run meanwhile (a piece is a few
+        // ms of encoding, the longest a call waits behind a compaction).
+        if (chunk.length > 1 << 18) {
           await fh.write(chunk);
+          bytes += chunk.length;
           chunk = "";
         }
       }
-      await fh.write(`${chunk}${JSON.stringify({ end: true, count })}\n`);
+      chunk += `${JSON.stringify({ end: true, count })}\n`;
+      await fh.write(chunk);
+      bytes += chunk.length;
       await fh.datasync();
     } finally {
       await fh.close();
     }
     await rename(tmp, join(this.dir, SNAPSHOT));
     fsyncDir(this.dir);
+    this.snapshotBytes = bytes;
   }
 
   /** Flushes everything, optionally compacts, and releases the directory. */

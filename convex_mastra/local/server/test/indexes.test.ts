@@ -319,3 +319,17 @@ for (const seed of [1, 2, 3]) {
     assert.deepEqual(ids(after as Doc[]), before);
   });
 }
+
+test("compareField orders as compareValues does, fast paths included", async () => {
+  const { compareField } = await import("../src/indexes.ts");
+  const next = rng(7);
+  const chars = ["a", "b", "Z", "0", "é", "\u00ff", "\ud7ff", "\ue000", "\uffff", "😀", "𝄞", "\u0000"];
+  const str = () => Array.from({ length: Math.floor(next() * 4) }, () => pick(next, chars)).join("");
+  const values: (Value | undefined)[] = [undefined, null, 0, -0, NaN, -Infinity, Infinity, 1, -1, 2.5, true, false, 3n];
+  for (let i = 0; i < 60; i++) values.push(str());
+  for (const a of values) {
+    for (const b of values) {
+      assert.equal(Math.sign(compareField(a, b)), Math.sign(compareValues(a, b)), `${String(a)} vs ${String(b)}`);
+    }
+  }
+});

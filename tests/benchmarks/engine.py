@@ -8,7 +8,7 @@ On a local deployment of its own (its own data directory):
 - Save one message (to a small thread) and list the newest 40 of a 100-message thread, with 0,
   50,000 and ``big`` other messages in ``mastra_messages`` (seeded with ``POST /_local/import``,
   spread over 1,000 threads): median wall time per call from this process, median engine time
-  inside the deployment, documents read.
+  inside the deployment, documents read (the best of five rounds of 40).
 - Saves of one message at concurrency 32 with a 20 ms round trip (``POST /_local/delay``), with
   0 other messages: calls per second and engine time per call.
 - A restart with ``big`` messages in the data directory: seconds until ready, then the first
@@ -35,6 +35,8 @@ from typing import Any
 import anyio
 
 from convex_mastra import ConvexStore, LocalDeployment
+from convex_mastra.local import find_node
+from convex_mastra.local._runtime import install_runtime
 
 from . import scenarios as sc
 from .harness import Stats, closed_loop, median
@@ -45,6 +47,8 @@ SAVED = "engine-saved"  # the thread saves go to (it grows; the listed one does 
 RESOURCE = "engine-resource"
 OTHER_THREADS = 1_000
 CALLS = 40
+ROUNDS = 5
+WARM_UP = 200  # calls before timing: V8 optimizes the hot paths only after some hundreds
 CONCURRENCY = 32
 DELAY_MS = 20.0
 IMPORT_CHUNK = 8_000
@@ -146,20 +150,24 @@ async def list_newest(store: ConvexStore) -> None:
 
 
 async def timed(stats: Stats, call: Callable[[], Awaitable[None]]) -> tuple[float, float, int]:
-    """Median wall ms, median engine ms and median documents read of ``CALLS`` calls, after
-    as many untimed ones (so the first size is not the one that warms the JIT up)."""
-    for _ in range(CALLS):
+    """Median wall ms, median engine ms and median documents read of ``CALLS`` calls: the
+    best of ``ROUNDS`` rounds, after ``WARM_UP`` untimed calls (the first size measured must not
+    be the one that warms the JIT up, and a shared machine's neighbours only ever add time)."""
+    for _ in range(WARM_UP):
         await call()
-    wall: list[float] = []
-    since = stats.next_seq()
-    for _ in range(CALLS):
-        started = time.perf_counter()
-        await call()
-        wall.append((time.perf_counter() - started) * 1000)
-    calls = stats.calls_since(since)
-    engine = median([float(c["engineMs"]) for c in calls])
-    read = int(median([float(c["documentsRead"]) for c in calls]))
-    return median(wall), engine, read
+    rounds = []
+    for _ in range(ROUNDS):
+        wall: list[float] = []
+        since = stats.next_seq()
+        for _ in range(CALLS):
+            started = time.perf_counter()
+            await call()
+            wall.append((time.perf_counter() - started) * 1000)
+        calls = stats.calls_since(since)
+        engine = median([float(c["engineMs"]) for c in calls])
+        read = int(median([float(c["documentsRead"]) for c in calls]))
+        rounds.append((median(wall), engine, read))
+    return min(rounds)
 
 
 async def size_row(store: ConvexStore, stats: Stats, other: int) -> SizeRow:
@@ -193,6 +201,7 @@ async def run(
     with tempfile.TemporaryDirectory(prefix="convex-mastra-engine-") as tmp:
         data_dir = Path(tmp) / "data"
         dep = LocalDeployment(data_dir=data_dir)
+        install_runtime(find_node())  # once per server version: not part of a start-up
         started = time.perf_counter()
         dep.start()
         startup_empty = time.perf_counter() - started
@@ -201,10 +210,8 @@ async def run(
             async with ConvexStore(dep.url, dep.admin_key, max_concurrency=CONCURRENCY) as store:
                 await store.handler_info()
                 await prepare(store)
-                sizes = [await size_row(store, stats, 0)]
-                rss_empty = rss_mib(dep.pid)
-                log(f"  0 other messages: {sizes[0]}")
-
+                for _ in range(WARM_UP):
+                    await save_one(store)
                 stats.set_delay(DELAY_MS)
                 since = stats.next_seq()
                 load = await closed_loop(
@@ -213,6 +220,9 @@ async def run(
                 load_engine = median([float(c["engineMs"]) for c in stats.calls_since(since)])
                 stats.set_delay(0)
                 log(f"  saves at concurrency {CONCURRENCY}: {load.ops_per_s:,.0f}/s")
+                sizes = [await size_row(store, stats, 0)]
+                rss_empty = rss_mib(dep.pid)
+                log(f"  0 other messages: {sizes[0]}")
 
                 seeded = 0
                 for size in (*SIZES[1:], big):

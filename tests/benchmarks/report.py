@@ -506,13 +506,15 @@ What one call costs the local deployment itself (`tests/benchmarks/engine.py`; a
 -m tests.benchmarks.engine`), on a deployment and data directory of its own. One thread of 100
 messages is listed (newest 40) and another receives the saves, while messages of 1,000 other
 threads are imported into the same table (`POST /_local/import`). Times are medians of 40
-sequential calls without delay; engine ms is the deployment's own time per call inside its
-transaction; documents read are the call's. Each size is timed once the deployment's background
-compaction after the import (a new snapshot of every document, written in 1 MiB slices between
-calls) has finished: that is a cost of its own, and calls made while it runs share the CPU with
-it. The saves at concurrency 32 run with a 20 ms round trip before anything is imported. Then
-the deployment restarts on the big data directory: ready time, the first calls (which build the
-indexes they read), and resident memory.
+sequential calls without delay, the best of five rounds; engine ms is the deployment's own time
+per call inside its transaction; documents read are the call's. Each size is timed once the
+deployment's background compaction after the import (a new snapshot of every document, written
+in 256 KiB slices between calls) has finished: that is a cost of its own, and calls made while
+it runs share the CPU with it. A compaction starts when the WAL outgrows the last snapshot (or
+64 MiB), so its cost per byte written stays the same at any size. The saves at concurrency 32
+run with a 20 ms round trip before anything is imported. Then the deployment restarts on the
+big data directory: ready time, the first calls (which build the indexes they read), and
+resident memory.
 
 {engine}
 """

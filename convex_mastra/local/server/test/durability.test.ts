@@ -1,9 +1,18 @@
 // Durability: WAL order, kill -9, torn WAL tails, compaction, exact restore.
 import assert from "node:assert/strict";
-import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { call, makeFunctionsDir, startServer, stopServer, tempDir, type RunningServer } from "./helpers.ts";
+import {
+  admin,
+  call,
+  makeFunctionsDir,
+  post,
+  startServer,
+  stopServer,
+  tempDir,
+  type RunningServer,
+} from "./helpers.ts";
 
 const functionsDir = makeFunctionsDir();
 
@@ -175,5 +184,42 @@ test("writes of scheduled functions are persisted too", async () => {
   await stopServer(server, "SIGKILL");
   server = await startServer(functionsDir, dataDir);
   assert.ok(await seen(), "a query answer waited for the WAL, so the write survived kill -9");
+  assert.equal(await stopServer(server), 0);
+});
+
+test("a compaction waits until the WAL outgrows the last snapshot", async () => {
+  const dataDir = tempDir("compact-threshold");
+  let server = await startServer(functionsDir, dataDir, { env: { CONVEX_MASTRA_COMPACT_BYTES: "4000" } });
+  const snapshot = join(dataDir, "snapshot.ndjson");
+  // The WAL position a snapshot covers (its header's walSeq): new with every compaction.
+  const snapshotId = () =>
+    existsSync(snapshot) ? (JSON.parse(readFileSync(snapshot, "utf8").split("\n")[0]!) as { walSeq: number }).walSeq : null;
+  const settle = async () => {
+    for (let i = 0; i < 100 && existsSync(`${snapshot}.tmp`); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+  const imported = await post(
+    `${server.url}/_local/import`,
+    { table: "docs", documents: Array.from({ length: 100 }, (_, i) => ({ i, pad: "x".repeat(300) })) },
+    { Authorization: admin.auth },
+  );
+  assert.equal(imported.status, 200, imported.text);
+  // Past 4,000 bytes of WAL: the first compaction, a snapshot of ~35 KB.
+  await call(server, "mutation", "messages:putDoc", { doc: { i: -1 } });
+  for (let i = 0; i < 100 && snapshotId() === null; i++) await new Promise((r) => setTimeout(r, 20));
+  await settle();
+  const first = snapshotId();
+  assert.ok(first !== null && statSync(snapshot).size > 30_000);
+  // ~10 KB more: past the configured 4,000 bytes, well short of the snapshot's size.
+  for (let i = 0; i < 25; i++) await call(server, "mutation", "messages:putDoc", { doc: { i, pad: "y".repeat(300) } });
+  await settle();
+  assert.equal(snapshotId(), first, "no rewrite of the whole snapshot for a WAL smaller than it");
+  // Past the snapshot's size: compacted again.
+  for (let i = 0; i < 100 && snapshotId() === first; i++) {
+    await call(server, "mutation", "messages:putDoc", { doc: { i, pad: "z".repeat(300) } });
+  }
+  await settle();
+  assert.notEqual(snapshotId(), first);
+  assert.equal(await stopServer(server), 0);
+  server = await startServer(functionsDir, dataDir);
   assert.equal(await stopServer(server), 0);
 });

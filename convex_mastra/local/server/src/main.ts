@@ -2,21 +2,19 @@
 // One process: loads the functions, recovers the data directory, serves HTTP and
 // prints one READY line on stdout. Start-up errors go to stderr with exit code 1.
 import { mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { createRequire, register } from "node:module";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseCli, USAGE, type CliOptions } from "./cli.ts";
 import { Engine, installConsole } from "./engine.ts";
-import type { HookData } from "./hooks.ts";
 import { createHttpServer, type ServerContext } from "./http.ts";
-import { CONVEX_TEST_VERSION, EXPORT_SUFFIX } from "./internals.ts";
+import { CONVEX_TEST_VERSION } from "./internals.ts";
 import { loadFunctions } from "./modules.ts";
 import { Store } from "./persistence.ts";
+import { registerHooks, RUNTIME_DIR as runtimeDir } from "./register.ts";
 import { CallLog } from "./stats.ts";
 
-const runtimeDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const COMPACT_BYTES = Number(process.env["CONVEX_MASTRA_COMPACT_BYTES"] ?? 64 * 1024 * 1024);
 
 function fail(message: string, code = 1): never {
@@ -27,18 +25,6 @@ function fail(message: string, code = 1): never {
 function packageVersion(name: string): string {
   const require = createRequire(join(runtimeDir, "package.json"));
   return (JSON.parse(readFileSync(require.resolve(`${name}/package.json`), "utf8")) as { version: string }).version;
-}
-
-/** Must run before anything imports convex-test or a functions module. */
-function registerHooks(functionsDir: string): void {
-  const require = createRequire(join(runtimeDir, "package.json"));
-  const data: HookData = {
-    runtimeAnchorUrl: pathToFileURL(join(runtimeDir, "package.json")).href,
-    functionsDirUrl: `${pathToFileURL(functionsDir).href}/`,
-    convexTestIndexUrl: pathToFileURL(realpathSync(require.resolve("convex-test"))).href,
-    exportSuffix: EXPORT_SUFFIX,
-  };
-  register("./hooks.ts", import.meta.url, { data });
 }
 
 async function start(cli: CliOptions): Promise<void> {

@@ -5,16 +5,14 @@
 // transaction (its pending writes merged in) and after it commits; the model never asks the
 // engine how to order anything.
 import assert from "node:assert/strict";
-import { realpathSync } from "node:fs";
-import { createRequire, register } from "node:module";
 import { join } from "node:path";
 import { before, test } from "node:test";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { defineSchema, defineTable } from "convex/server";
 import { compareValues, convexToJson, v, type Value } from "convex/values";
-import type { HookData } from "../src/hooks.ts";
-import { EXPORT_SUFFIX, loadConvexTest } from "../src/internals.ts";
+import { loadConvexTest } from "../src/internals.ts";
 import { validateDocument } from "../src/limits.ts";
+import { registerHooks } from "../src/register.ts";
 
 const SERVER_DIR = fileURLToPath(new URL("..", import.meta.url));
 const FUNCTIONS = join(SERVER_DIR, "test", "fixtures", "functions");
@@ -51,14 +49,7 @@ type Db = any;
 let convexTest: ConvexTest;
 
 before(async () => {
-  const require = createRequire(join(SERVER_DIR, "package.json"));
-  const data: HookData = {
-    runtimeAnchorUrl: pathToFileURL(join(SERVER_DIR, "package.json")).href,
-    functionsDirUrl: `${pathToFileURL(FUNCTIONS).href}/`,
-    convexTestIndexUrl: pathToFileURL(realpathSync(require.resolve("convex-test"))).href,
-    exportSuffix: EXPORT_SUFFIX,
-  };
-  register("../src/hooks.ts", import.meta.url, { data });
+  registerHooks(FUNCTIONS);
   convexTest = await loadConvexTest({ onCommit: () => {}, validateWrite: validateDocument, onTransactionEnd: () => {} });
 });
 

@@ -3,14 +3,13 @@
 // answer (size, select, countBelow) and every node of `mastra_ranks` is checked after each batch.
 import assert from "node:assert/strict";
 import { realpathSync } from "node:fs";
-import { createRequire, register } from "node:module";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import type { HookData } from "../src/hooks.ts";
-import { EXPORT_SUFFIX, loadConvexTest } from "../src/internals.ts";
+import { fileURLToPath } from "node:url";
+import { loadConvexTest } from "../src/internals.ts";
 import { validateDocument } from "../src/limits.ts";
 import { loadFunctions, type LoadedFunctions } from "../src/modules.ts";
+import { registerHooks } from "../src/register.ts";
 
 const SERVER_DIR = fileURLToPath(new URL("..", import.meta.url));
 const CONVEX_DIR = realpathSync(join(SERVER_DIR, "..", "..", "..", "convex"));
@@ -62,14 +61,7 @@ let committedWrites = 0;
 
 /** The server's set-up: loader hooks (one `convex` instance), patched convex-test, modules. */
 before(async () => {
-  const require = createRequire(join(SERVER_DIR, "package.json"));
-  const data: HookData = {
-    runtimeAnchorUrl: pathToFileURL(join(SERVER_DIR, "package.json")).href,
-    functionsDirUrl: `${pathToFileURL(CONVEX_DIR).href}/`,
-    convexTestIndexUrl: pathToFileURL(realpathSync(require.resolve("convex-test"))).href,
-    exportSuffix: EXPORT_SUFFIX,
-  };
-  register("../src/hooks.ts", import.meta.url, { data });
+  registerHooks(CONVEX_DIR);
   loaded = await loadFunctions(CONVEX_DIR);
   assert.ok(loaded.schema, "convex/schema.ts builds the schema from mastraTables");
   convexTest = await loadConvexTest({

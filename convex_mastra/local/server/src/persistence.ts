@@ -9,16 +9,18 @@
 //
 // Every top-level commit is appended (in commit order) synchronously by the
 // commit hook. `waitDurable` schedules one flush per event-loop turn, which
-// writes and fdatasyncs all records appended so far (group commit); the HTTP
-// layer awaits it before answering. The flush uses synchronous I/O: a loopback
-// round trip through the thread pool costs more than the fdatasync itself, and
-// being synchronous keeps WAL order trivially equal to commit order. Recovery loads
+// writes all records appended so far (synchronously, so WAL order is commit
+// order) and starts an fdatasync on the libuv pool unless one is in flight; the
+// records written while it runs share the next one (group commit). The HTTP
+// layer awaits durability before answering. A synchronous fdatasync per turn
+// kept the event loop, and so the single-threaded engine, idle for the disk. Recovery loads
 // the snapshot, replays WAL records with a higher seq, and drops a torn tail (a
 // last record without newline or with a bad checksum). Compaction writes a new
 // snapshot from an in-memory copy taken between two commits, renames it into
 // place atomically and then deletes the WAL segments it covers.
 import {
   closeSync,
+  fdatasync,
   fdatasyncSync,
   fsyncSync,
   openSync,
@@ -143,6 +145,12 @@ export class Store {
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
   private durableSeq: number;
+  /** Last record written to the segment (durable once a sync covering it completes). */
+  private writtenSeq: number;
+  /** The fdatasync in flight, if any. */
+  private syncing: Promise<void> | null = null;
+  /** A segment a compaction left while a sync of it was in flight: closed when it ends. */
+  private retiredFd: number | null = null;
   private walBytes = 0;
   private snapshotBytes = 0;
   private compacting: Promise<void> | null = null;
@@ -159,6 +167,7 @@ export class Store {
     private readonly options: StoreOptions,
   ) {
     this.durableSeq = lastSeq;
+    this.writtenSeq = lastSeq;
     // Writes nobody waits for (scheduled functions) still reach the disk promptly.
     this.timer = setInterval(() => this.scheduleFlush(), 50);
     this.timer.unref();
@@ -297,25 +306,65 @@ export class Store {
     });
   }
 
+  /**
+   * Writes every pending record, then starts an fdatasync on the libuv pool unless one is in
+   * flight (its completion starts the next): the event loop runs transactions while the disk
+   * syncs, and every record written meanwhile shares the next sync. Records reach the file
+   * in commit order, since only this method writes them, synchronously.
+   */
   private flush(): void {
     if (this.failed !== null) return;
     try {
-      if (this.pending.length > 0) {
-        const batch = this.pending;
-        this.pending = [];
-        const bytes = Buffer.concat(batch.map((p) => p.line));
-        for (let offset = 0; offset < bytes.length;) offset += writeSync(this.fd, bytes, offset);
-        fdatasyncSync(this.fd);
-        this.durableSeq = batch[batch.length - 1]!.seq;
-        this.walBytes += bytes.length;
-      }
+      this.writePending();
     } catch (e) {
-      this.failed = e instanceof Error ? e : new Error(String(e));
-      for (const w of this.waiters) w.reject(this.failed);
-      this.waiters = [];
-      this.options.onFatal(this.failed);
+      this.fail(e);
       return;
     }
+    this.startSync();
+  }
+
+  private writePending(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const bytes = Buffer.concat(batch.map((p) => p.line));
+    for (let offset = 0; offset < bytes.length;) offset += writeSync(this.fd, bytes, offset);
+    this.writtenSeq = batch[batch.length - 1]!.seq;
+    this.walBytes += bytes.length;
+  }
+
+  private startSync(): void {
+    if (this.syncing !== null || this.failed !== null || this.writtenSeq <= this.durableSeq) return;
+    const fd = this.fd;
+    const target = this.writtenSeq;
+    this.syncing = new Promise<void>((resolve) =>
+      fdatasync(fd, (err) => {
+        this.syncing = null;
+        // A compaction moved to a new segment meanwhile: the old one closes once synced.
+        if (this.retiredFd === fd) {
+          this.retiredFd = null;
+          closeSync(fd);
+        }
+        resolve();
+        if (err !== null) {
+          this.fail(err);
+          return;
+        }
+        this.markDurable(target);
+        this.startSync();
+      }),
+    );
+  }
+
+  /** Everything written so far is on disk when this returns (compaction and close). */
+  private syncNow(): void {
+    this.writePending();
+    fdatasyncSync(this.fd);
+    this.markDurable(this.writtenSeq);
+  }
+
+  private markDurable(seq: number): void {
+    if (seq > this.durableSeq) this.durableSeq = seq;
     this.waiters = this.waiters.filter((w) => {
       if (w.seq > this.durableSeq) return true;
       w.resolve();
@@ -327,6 +376,13 @@ export class Store {
         if (this.walBytes > this.compactThreshold() && this.compacting === null) void this.compact();
       });
     }
+  }
+
+  private fail(e: unknown): void {
+    this.failed = e instanceof Error ? e : new Error(String(e));
+    for (const w of this.waiters) w.reject(this.failed);
+    this.waiters = [];
+    this.options.onFatal(this.failed);
   }
 
   private compactThreshold(): number {
@@ -343,10 +399,11 @@ export class Store {
     // the old segments, and every later one to the new segment.
     const state = exportState();
     const snapshotSeq = this.lastSeq;
-    this.flush();
     const covered = this.segment;
     try {
-      closeSync(this.fd);
+      this.syncNow();
+      if (this.syncing !== null) this.retiredFd = this.fd;
+      else closeSync(this.fd);
       this.segment += 1;
       this.fd = openSync(join(this.dir, segmentName(this.segment)), "a");
       fsyncDir(this.dir);
@@ -412,9 +469,10 @@ export class Store {
   /** Flushes everything, optionally compacts, and releases the directory. */
   async close(options: { compact: boolean }): Promise<void> {
     clearInterval(this.timer);
-    this.flush();
+    if (this.failed === null) this.syncNow();
     if (options.compact) await this.compact();
     await this.compacting;
+    await this.syncing;
     closeSync(this.fd);
     rmSync(this.lockFile, { force: true });
   }

@@ -10,7 +10,7 @@ On a local deployment of its own (its own data directory):
   spread over 1,000 threads): median wall time per call from this process, median engine time
   inside the deployment, documents read (the best of five rounds of 40).
 - Saves of one message at concurrency 32 with a 20 ms round trip (``POST /_local/delay``), with
-  0 other messages: calls per second and engine time per call.
+  0 other messages: calls per second and engine time per call (the best of five runs).
 - A restart with ``big`` messages in the data directory: seconds until ready, then the first
   save and listing (the indexes they read are built on first use), and the server's resident
   memory per stored message (its RSS after those calls, less an empty deployment's after the
@@ -210,15 +210,21 @@ async def run(
             async with ConvexStore(dep.url, dep.admin_key, max_concurrency=CONCURRENCY) as store:
                 await store.handler_info()
                 await prepare(store)
-                for _ in range(WARM_UP):
+                # V8 keeps optimizing the save path for thousands of calls; a fresh deployment
+                # measured at once ran 30% below the same code measured after other sections.
+                for _ in range(5 * WARM_UP):
                     await save_one(store)
                 stats.set_delay(DELAY_MS)
-                since = stats.next_seq()
-                load = await closed_loop(
-                    lambda: save_one(store), CONCURRENCY, seconds, dep.pid or 0
-                )
-                load_engine = median([float(c["engineMs"]) for c in stats.calls_since(since)])
+                loads = []
+                for _ in range(ROUNDS):
+                    since = stats.next_seq()
+                    run_ = await closed_loop(
+                        lambda: save_one(store), CONCURRENCY, seconds, dep.pid or 0
+                    )
+                    engine_ms = median([float(c["engineMs"]) for c in stats.calls_since(since)])
+                    loads.append((run_.ops_per_s, engine_ms, run_))
                 stats.set_delay(0)
+                _, load_engine, load = max(loads, key=lambda x: x[0])
                 log(f"  saves at concurrency {CONCURRENCY}: {load.ops_per_s:,.0f}/s")
                 sizes = [await size_row(store, stats, 0)]
                 rss_empty = rss_mib(dep.pid)

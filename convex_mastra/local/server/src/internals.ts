@@ -29,7 +29,16 @@
 // Restore writes `_documents`, `_nextDocId`, `_lastCreationTime` and the
 // manager's `_lastCommitTs` directly, between transactions.
 import { getDocumentSize, jsonToConvex, type JSONValue, type Value } from "convex/values";
-import { Bound, compareField as compareValuesOf, IndexTree, mergeSorted, rangeBounds, type FieldValue, type Order, type RangeExpr } from "./indexes.ts";
+import {
+  Bound,
+  compareField,
+  IndexTree,
+  mergeSorted,
+  rangeBounds,
+  type FieldValue,
+  type Order,
+  type RangeExpr,
+} from "./indexes.ts";
 
 export const CONVEX_TEST_VERSION = "0.0.60";
 
@@ -263,7 +272,7 @@ function indexedSource(db: DatabaseFake, query: Query): IndexedSource | null {
       const sign = order === "asc" ? 1 : -1;
       const compare = (a: Doc, b: Doc): number => {
         for (const fp of fields) {
-          const c = compareValuesOf(h.evaluateFieldPath(fp, a), h.evaluateFieldPath(fp, b));
+          const c = compareField(h.evaluateFieldPath(fp, a), h.evaluateFieldPath(fp, b));
           if (c !== 0) return c * sign;
         }
         return 0;

@@ -4,6 +4,7 @@
 // endpoints for tests and benchmarks.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { UserIdentity } from "convex/server";
 import { jsonToConvex, type JSONValue, type Value } from "convex/values";
@@ -11,6 +12,7 @@ import type { Engine, RunResult } from "./engine.ts";
 import { checkArgsSize, MAX_REQUEST_BODY, MAX_VALUE_NESTING, tooNestedJson } from "./limits.ts";
 import type { FunctionInfo, FunctionKind } from "./modules.ts";
 import type { Store } from "./persistence.ts";
+import type { SyncServer } from "./sync.ts";
 import type { CallLog } from "./stats.ts";
 
 /** Documents one POST /_local/import may insert (one transaction). */
@@ -27,6 +29,8 @@ export interface ServerContext {
   version: string;
   /** Added to every /api response after the result is known; see POST /_local/delay. */
   responseDelayMs: number;
+  /** The WebSocket sync protocol (/api/sync); null where a server runs without it. */
+  sync: SyncServer | null;
 }
 
 /** An answer that is not a function result: `{code, message}` with an HTTP error status. */
@@ -57,7 +61,7 @@ function parseAuthorization(req: IncomingMessage): Auth {
   throw new HttpError(400, "InvalidAdminKey", "Invalid admin key");
 }
 
-function sameKey(a: string, b: string): boolean {
+export function sameKey(a: string, b: string): boolean {
   // Hash first so the comparison takes the same time whatever the lengths.
   const ha = createHash("sha256").update(a).digest();
   const hb = createHash("sha256").update(b).digest();
@@ -84,7 +88,7 @@ const CLAIMS: Record<string, string> = {
 const REGISTERED_CLAIMS = new Set(["aud", "exp", "iat", "nbf", "jti", "azp", "typ"]);
 
 /** The identity a bearer token claims. The signature is NOT verified (local use only). */
-function identityFromJwt(token: string): Partial<UserIdentity> {
+export function identityFromJwt(token: string): Partial<UserIdentity> {
   const invalid = new HttpError(
     401,
     "InvalidAuthHeader",
@@ -381,6 +385,12 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     send(res, 200, JSON.stringify({ inserted }));
     return;
   }
+  if (path === "/_local/subscriptions") {
+    if (!allow("GET")) return;
+    requireAdmin(ctx, req);
+    send(res, 200, JSON.stringify(ctx.sync?.subscriptions() ?? []));
+    return;
+  }
   if (path === "/_local/functions") {
     if (!allow("GET")) return;
     requireAdmin(ctx, req);
@@ -407,6 +417,9 @@ export function createHttpServer(ctx: ServerContext): Server {
       process.stderr.write(`convex-mastra: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
       sendError(res, new HttpError(500, "InternalServerError", "Your request couldn't be completed. Try again later."));
     });
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (ctx.sync === null || !ctx.sync.handleUpgrade(req, socket, head)) socket.destroy();
   });
   // Long actions and big bodies are fine locally; keep-alive sockets can idle a while.
   server.requestTimeout = 0;

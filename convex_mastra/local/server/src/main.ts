@@ -8,12 +8,13 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseCli, USAGE, type CliOptions } from "./cli.ts";
 import { Engine, installConsole } from "./engine.ts";
-import { createHttpServer, type ServerContext } from "./http.ts";
+import { createHttpServer, identityFromJwt, sameKey, type ServerContext } from "./http.ts";
 import { CONVEX_TEST_VERSION } from "./internals.ts";
 import { loadFunctions } from "./modules.ts";
 import { Store } from "./persistence.ts";
 import { registerHooks, RUNTIME_DIR as runtimeDir } from "./register.ts";
 import { CallLog } from "./stats.ts";
+import { SyncServer } from "./sync.ts";
 
 const COMPACT_BYTES = Number(process.env["CONVEX_MASTRA_COMPACT_BYTES"] ?? 64 * 1024 * 1024);
 
@@ -45,14 +46,28 @@ async function start(cli: CliOptions): Promise<void> {
     compactBytes: COMPACT_BYTES,
     onFatal: (e) => fail(`cannot write the WAL, stopping: ${e.message}`),
   });
+  // Every commit, whatever made it (HTTP, sync, actions, scheduled functions), reaches the
+  // sync server's subscriptions.
+  let sync: SyncServer | null = null;
   const engine = await Engine.create({
     functionsDir,
     loaded,
-    onCommit: (ts, writes, counters) => store.append(ts, writes, counters),
+    onCommit: (ts, writes, counters) => {
+      store.append(ts, writes, counters);
+      sync?.onCommit(ts);
+    },
   });
   if (state !== null) engine.restoreState(state);
   store.setStateSource(() => engine.exportState());
 
+  sync = new SyncServer({
+    initialTs: state?.lastCommitTs ?? 0n,
+    engine,
+    functions: loaded.functions,
+    isAdminKey: (key) => sameKey(key, cli.adminKey),
+    identityFromJwt,
+    waitDurable: () => store.waitDurable(),
+  });
   const ctx: ServerContext = {
     engine,
     functions: loaded.functions,
@@ -61,6 +76,7 @@ async function start(cli: CliOptions): Promise<void> {
     adminKey: cli.adminKey,
     version: `convex-mastra-local/0.1.0 convex/${packageVersion("convex")} convex-test/${convexTestVersion}`,
     responseDelayMs: cli.responseDelayMs,
+    sync,
   };
   const server = createHttpServer(ctx);
   try {
@@ -79,6 +95,7 @@ async function start(cli: CliOptions): Promise<void> {
   const stop = async () => {
     if (stopping) process.exit(1);
     stopping = true;
+    sync?.close();
     server.close();
     server.closeIdleConnections();
     // In-flight requests get a moment to finish; their WAL records are flushed below.

@@ -1,0 +1,130 @@
+"""The local deployment speaks Convex's WebSocket sync protocol: the official Python client's
+``ConvexClient`` (convex-rs inside) subscribes, mutates and acts against it unchanged.
+
+The functions are the local server's own test fixtures (public and internal queries,
+mutations, an action). Subscriptions are consumed with ``async for`` in a task, never with
+``wait_for`` around ``__anext__`` (that drops the subscription; ../shared/notes/live-updates.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from convex import ConvexClient
+
+from convex_mastra import LocalDeployment
+from tests.conftest import RawHttp
+
+SERVER = Path(__file__).parents[2] / "convex_mastra" / "local" / "server"
+FIXTURES = SERVER / "test" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
+    functions = tmp_path_factory.mktemp("functions")
+    shutil.copytree(FIXTURES / "functions", functions, dirs_exist_ok=True)
+    shutil.copytree(FIXTURES / "fake-lib", functions / "node_modules" / "fake-lib")
+    with LocalDeployment(functions_dir=functions) as local:
+        yield local
+
+
+def http(deployment: LocalDeployment) -> RawHttp:
+    return RawHttp(deployment.url, deployment.admin_key)
+
+
+def subscriptions(raw: RawHttp) -> list[dict[str, Any]]:
+    response = raw.session.get(
+        f"{raw.url}/_local/subscriptions",
+        headers={"Authorization": f"Convex {raw.admin_key}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    listed: list[dict[str, Any]] = response.json()
+    return listed
+
+
+async def collect(sub: Any, into: list[Any]) -> None:
+    async for value in sub:
+        into.append(value)
+
+
+async def until(condition: Any, what: str, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def bodies(value: Any) -> list[str]:
+    return [doc["body"] for doc in value]
+
+
+async def test_a_subscription_sees_a_mutation_made_over_http(deployment: LocalDeployment) -> None:
+    raw = http(deployment)
+    author = "sync-http"
+    client = ConvexClient(deployment.url)
+    sub = client.subscribe("messages:byAuthor", {"author": author})
+    seen: list[Any] = []
+    consumer = asyncio.create_task(collect(sub, seen))
+    try:
+        await until(lambda: len(seen) >= 1, "the first result")
+        assert seen[0] == []
+        listed = [(s["udfPath"], s["args"]) for s in subscriptions(raw)]
+        assert ("messages:byAuthor", {"author": author}) in listed
+        sent = {"author": author, "body": "over http"}
+        status, body = raw.post("mutation", "messages:send", sent)
+        assert (status, body["status"]) == (200, "success"), body
+        await until(lambda: any(bodies(v) == ["over http"] for v in seen), "the pushed update")
+    finally:
+        consumer.cancel()
+    # Cancelling the consumer removes the subscription on the server.
+    await until(
+        lambda: (
+            ("messages:byAuthor", {"author": author})
+            not in [(s["udfPath"], s["args"]) for s in subscriptions(raw)]
+        ),
+        "the subscription to be removed",
+    )
+
+
+async def test_the_client_mutates_and_acts(deployment: LocalDeployment) -> None:
+    client = ConvexClient(deployment.url)
+    author = "sync-client"
+    sub = client.subscribe("messages:byAuthor", {"author": author})
+    # actions:addViaAction writes through an internal mutation, as author "internal".
+    by_action = client.subscribe("messages:byAuthor", {"author": "internal"})
+    seen: list[Any] = []
+    seen_internal: list[Any] = []
+    consumers = [
+        asyncio.create_task(collect(sub, seen)),
+        asyncio.create_task(collect(by_action, seen_internal)),
+    ]
+    try:
+        await until(lambda: len(seen) >= 1 and len(seen_internal) >= 1, "the first results")
+        client.mutation("messages:send", {"author": author, "body": "from the client"})
+        await until(lambda: any("from the client" in bodies(v) for v in seen), "the mutation")
+        assert client.query("messages:byAuthor", {"author": author})[0]["body"] == "from the client"
+        count = client.action("actions:addViaAction", {"body": "from an action"})
+        assert count >= 2
+        await until(
+            lambda: any("from an action" in bodies(v) for v in seen_internal), "the action's write"
+        )
+    finally:
+        for consumer in consumers:
+            consumer.cancel()
+
+
+async def test_internal_functions_need_the_admin_key(deployment: LocalDeployment) -> None:
+    anonymous = ConvexClient(deployment.url)
+    refused = "Could not find public function for 'messages:internalCount'"
+    with pytest.raises(Exception, match=refused):
+        anonymous.query("messages:internalCount", {})
+    admin = ConvexClient(deployment.url)
+    admin.set_admin_auth(deployment.admin_key)
+    assert isinstance(admin.query("messages:internalCount", {}), float | int)

@@ -25,10 +25,15 @@ FIXTURES = SERVER / "test" / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
-    functions = tmp_path_factory.mktemp("functions")
-    shutil.copytree(FIXTURES / "functions", functions, dirs_exist_ok=True)
-    shutil.copytree(FIXTURES / "fake-lib", functions / "node_modules" / "fake-lib")
+def functions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("functions")
+    shutil.copytree(FIXTURES / "functions", folder, dirs_exist_ok=True)
+    shutil.copytree(FIXTURES / "fake-lib", folder / "node_modules" / "fake-lib")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def deployment(functions: Path) -> Iterator[LocalDeployment]:
     with LocalDeployment(functions_dir=functions) as local:
         yield local
 
@@ -45,6 +50,9 @@ def subscriptions(raw: RawHttp) -> list[dict[str, Any]]:
     )
     response.raise_for_status()
     listed: list[dict[str, Any]] = response.json()
+    # As the client sent the path: the Rust client re-subscribes with "mod.js:fn" after a reconnect.
+    for entry in listed:
+        entry["udfPath"] = entry["udfPath"].replace(".js:", ":")
     return listed
 
 
@@ -128,3 +136,29 @@ async def test_internal_functions_need_the_admin_key(deployment: LocalDeployment
     admin = ConvexClient(deployment.url)
     admin.set_admin_auth(deployment.admin_key)
     assert isinstance(admin.query("messages:internalCount", {}), float | int)
+
+
+async def test_a_killed_and_restarted_deployment_is_reconnected_to(functions: Path) -> None:
+    with LocalDeployment(functions_dir=functions) as local:
+        raw = http(local)
+        author = "sync-restart"
+        client = ConvexClient(local.url)
+        sub = client.subscribe("messages:byAuthor", {"author": author})
+        seen: list[Any] = []
+        consumer = asyncio.create_task(collect(sub, seen))
+        try:
+            await until(lambda: len(seen) >= 1, "the first result")
+            _, body = raw.post("mutation", "messages:send", {"author": author, "body": "a"})
+            assert body["status"] == "success", body
+            await until(lambda: any(bodies(v) == ["a"] for v in seen), "the first update")
+            local.kill()
+            local.start()  # same port and data directory
+            raw = http(local)
+            _, body = raw.post("mutation", "messages:send", {"author": author, "body": "b"})
+            assert body["status"] == "success", body
+            # The client reconnects with a new session and subscribes again by itself.
+            await until(lambda: any(bodies(v) == ["a", "b"] for v in seen), "the update after")
+            listed = subscriptions(raw)
+            assert any(s["udfPath"] == "messages:byAuthor" for s in listed), listed
+        finally:
+            consumer.cancel()

@@ -73,21 +73,29 @@ def bodies(value: Any) -> list[str]:
     return [doc["body"] for doc in value]
 
 
+def watch(client: ConvexClient, author: str) -> tuple[list[Any], asyncio.Task[None]]:
+    """The results of ``messages:byAuthor`` as they come, collected by a task."""
+    seen: list[Any] = []
+    sub = client.subscribe("messages:byAuthor", {"author": author})
+    return seen, asyncio.create_task(collect(sub, seen))
+
+
+def send(raw: RawHttp, author: str, body: str) -> None:
+    """A mutation over the HTTP API."""
+    status, reply = raw.post("mutation", "messages:send", {"author": author, "body": body})
+    assert (status, reply["status"]) == (200, "success"), reply
+
+
 async def test_a_subscription_sees_a_mutation_made_over_http(deployment: LocalDeployment) -> None:
     raw = http(deployment)
     author = "sync-http"
-    client = ConvexClient(deployment.url)
-    sub = client.subscribe("messages:byAuthor", {"author": author})
-    seen: list[Any] = []
-    consumer = asyncio.create_task(collect(sub, seen))
+    seen, consumer = watch(ConvexClient(deployment.url), author)
     try:
         await until(lambda: len(seen) >= 1, "the first result")
         assert seen[0] == []
         listed = [(s["udfPath"], s["args"]) for s in subscriptions(raw)]
         assert ("messages:byAuthor", {"author": author}) in listed
-        sent = {"author": author, "body": "over http"}
-        status, body = raw.post("mutation", "messages:send", sent)
-        assert (status, body["status"]) == (200, "success"), body
+        send(raw, author, "over http")
         await until(lambda: any(bodies(v) == ["over http"] for v in seen), "the pushed update")
     finally:
         consumer.cancel()
@@ -104,15 +112,10 @@ async def test_a_subscription_sees_a_mutation_made_over_http(deployment: LocalDe
 async def test_the_client_mutates_and_acts(deployment: LocalDeployment) -> None:
     client = ConvexClient(deployment.url)
     author = "sync-client"
-    sub = client.subscribe("messages:byAuthor", {"author": author})
+    seen, consumer = watch(client, author)
     # actions:addViaAction writes through an internal mutation, as author "internal".
-    by_action = client.subscribe("messages:byAuthor", {"author": "internal"})
-    seen: list[Any] = []
-    seen_internal: list[Any] = []
-    consumers = [
-        asyncio.create_task(collect(sub, seen)),
-        asyncio.create_task(collect(by_action, seen_internal)),
-    ]
+    seen_internal, internal_consumer = watch(client, "internal")
+    consumers = [consumer, internal_consumer]
     try:
         await until(lambda: len(seen) >= 1 and len(seen_internal) >= 1, "the first results")
         client.mutation("messages:send", {"author": author, "body": "from the client"})
@@ -142,20 +145,15 @@ async def test_a_killed_and_restarted_deployment_is_reconnected_to(functions: Pa
     with LocalDeployment(functions_dir=functions) as local:
         raw = http(local)
         author = "sync-restart"
-        client = ConvexClient(local.url)
-        sub = client.subscribe("messages:byAuthor", {"author": author})
-        seen: list[Any] = []
-        consumer = asyncio.create_task(collect(sub, seen))
+        seen, consumer = watch(ConvexClient(local.url), author)
         try:
             await until(lambda: len(seen) >= 1, "the first result")
-            _, body = raw.post("mutation", "messages:send", {"author": author, "body": "a"})
-            assert body["status"] == "success", body
+            send(raw, author, "a")
             await until(lambda: any(bodies(v) == ["a"] for v in seen), "the first update")
             local.kill()
             local.start()  # same port and data directory
             raw = http(local)
-            _, body = raw.post("mutation", "messages:send", {"author": author, "body": "b"})
-            assert body["status"] == "success", body
+            send(raw, author, "b")
             # The client reconnects with a new session and subscribes again by itself.
             await until(lambda: any(bodies(v) == ["a", "b"] for v in seen), "the update after")
             listed = subscriptions(raw)

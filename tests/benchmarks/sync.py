@@ -1,0 +1,147 @@
+"""The local deployment's sync protocol: how soon a subscription sees a commit.
+
+    python -m tests.benchmarks.sync [--updates 200]
+
+On a deployment of its own serving the local server's test functions (public
+``messages:byAuthor`` and ``messages:send``). One official ``ConvexClient`` holds the measured
+subscription; another holds ``n - 1`` idle ones (other authors), which the deployment re-runs
+after every commit too. Each update is an HTTP mutation sent from a worker thread; latency is
+from sending it to the measured subscription yielding the new result, so it is an upper bound
+on commit -> Transition (it includes the request's way in and the commit). Memory per
+subscription is the deployment's resident memory with 1,000 subscriptions, less with 100,
+over 900.
+
+Not yet part of the suite (``python -m tests.benchmarks``): issue 36 records its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from convex import ConvexClient
+
+from convex_mastra import LocalDeployment
+from tests.conftest import RawHttp
+
+from .engine import rss_mib
+from .harness import percentile
+
+FIXTURES = Path(__file__).parents[2] / "convex_mastra" / "local" / "server" / "test" / "fixtures"
+
+
+@dataclass(frozen=True)
+class SyncRow:
+    subscriptions: int
+    p50_ms: float
+    p99_ms: float
+    rss_mib: float
+
+
+async def measure(local: LocalDeployment, idle: ConvexClient, n: int, updates: int) -> SyncRow:
+    raw = RawHttp(local.url, local.admin_key)
+    consumers = []
+    first_results = 0
+    all_idle = asyncio.Event()
+
+    async def drain(sub: Any) -> None:
+        nonlocal first_results
+        first = True
+        async for _ in sub:
+            if first:
+                first, first_results = False, first_results + 1
+                if first_results == n - 1:
+                    all_idle.set()
+
+    for i in range(n - 1):
+        sub = idle.subscribe("messages:byAuthor", {"author": f"idle-{n}-{i}"})
+        consumers.append(asyncio.create_task(drain(sub)))
+    await all_idle.wait()
+    client = ConvexClient(local.url)
+    author = f"measured-{n}"
+    arrived: dict[int, float] = {}  # number of messages seen -> when
+    changed = asyncio.Event()
+
+    async def watch() -> None:
+        async for value in client.subscribe("messages:byAuthor", {"author": author}):
+            arrived.setdefault(len(value), time.perf_counter())
+            changed.set()
+
+    async def seen(count: int) -> float:
+        while count not in arrived:
+            changed.clear()
+            await changed.wait()
+        return arrived[count]
+
+    consumers.append(asyncio.create_task(watch()))
+    await seen(0)
+    latencies = []
+    for k in range(1, updates + 1):
+        sent = time.perf_counter()
+        args = {"author": author, "body": str(k)}
+        await asyncio.to_thread(raw.post, "mutation", "messages:send", args)
+        latencies.append((await seen(k) - sent) * 1000)
+    rss = rss_mib(local.pid)
+    for consumer in consumers:
+        consumer.cancel()
+    await asyncio.sleep(0.2)
+    return SyncRow(n, percentile(latencies, 50), percentile(latencies, 99), rss)
+
+
+async def run(updates: int = 200) -> list[SyncRow]:
+    with tempfile.TemporaryDirectory(prefix="convex-mastra-sync-") as tmp:
+        functions = Path(tmp) / "functions"
+        shutil.copytree(FIXTURES / "functions", functions)
+        shutil.copytree(FIXTURES / "fake-lib", functions / "node_modules" / "fake-lib")
+        with LocalDeployment(functions_dir=functions) as local:
+            idle = ConvexClient(local.url)
+            return [await measure(local, idle, n, updates) for n in (100, 1000)]
+
+
+def section(rows: list[SyncRow]) -> str:
+    lines = [
+        "| subscriptions | HTTP mutation sent -> update received: p50 / p99 ms "
+        "| deployment resident MiB |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {r.subscriptions:,} | {r.p50_ms:.2f} / {r.p99_ms:.2f} | {r.rss_mib:,.0f} |"
+        for r in rows
+    ]
+    small, big = rows[0], rows[-1]
+    per = (big.rss_mib - small.rss_mib) * 2**20 / max(big.subscriptions - small.subscriptions, 1)
+    lines += ["", f"Resident memory per subscription: {per:,.0f} bytes."]
+    return "\n".join(lines)
+
+
+def targets(rows: list[SyncRow]) -> list[tuple[str, str, bool, str]]:
+    row = rows[0]
+    return [
+        (
+            "local deployment, commit -> Transition, 100 subscriptions: p50 < 5 ms, p99 < 30 ms",
+            f"{row.p50_ms:.2f} / {row.p99_ms:.2f} ms (from sending the mutation)",
+            row.p50_ms < 5 and row.p99_ms < 30,
+            "",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.sync")
+    parser.add_argument("--updates", type=int, default=200)
+    args = parser.parse_args()
+    rows = anyio.run(run, args.updates)
+    print(section(rows))
+    for what, got, met, _ in targets(rows):
+        print(f"{'met' if met else 'NOT MET'}: {what}: {got}")
+
+
+if __name__ == "__main__":
+    main()

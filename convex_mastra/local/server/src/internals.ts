@@ -441,8 +441,10 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
       function (this: DatabaseFake, ...args) {
         const [commitTs] = args as unknown as [bigint | null];
         const topLevel = this._writes.length === 1 ? this._writes[0] : undefined;
+        // The ids this commit changes; their committed versions before it, for the index trees.
+        const ids = topLevel === undefined ? [] : Object.keys(topLevel);
         const trees = topLevel === undefined ? undefined : indexTrees.get(this);
-        const before = trees === undefined ? undefined : Object.keys(topLevel!).map((id) => this._documents[id]);
+        const before = trees === undefined ? undefined : ids.map((id) => this._documents[id]);
         mergingNested = true;
         try {
           orig.apply(this, args);
@@ -453,7 +455,6 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
         // Query streams never outlive a top-level transaction; convex-test keeps
         // their (partially consumed) result arrays forever otherwise.
         this._queryResults = {};
-        const ids = Object.keys(topLevel);
         const index = tableIds.get(this);
         if (index !== undefined) {
           // As `_documents` changed: a new id goes last, an updated one keeps its place.

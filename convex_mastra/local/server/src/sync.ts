@@ -63,6 +63,8 @@ class Session {
   user: Partial<UserIdentity> | null = null;
   /** A re-run of the queries is queued and has not started. */
   refreshQueued = false;
+  /** A mutation answered since the last Transition: the next one goes out even if empty. */
+  transitionOwed = false;
   readonly queries = new Map<number, Subscription>();
   /** Messages and refreshes of one session run one after another, so versions chain. */
   private chain: Promise<void> = Promise.resolve();
@@ -234,12 +236,9 @@ export class SyncServer {
         `{"type":"${type}","requestId":${requestId},"success":false,"result":${JSON.stringify(result.message)}${errorData},"logLines":${logLines}}`,
       );
     }
-    if (kind === "mutation") {
-      // The client completes the mutation on the first Transition at or past its ts.
-      const start = s.version();
-      const modifications = await this.evaluate(s, [...s.queries.keys()], false);
-      this.transition(s, start, modifications, true);
-    }
+    // The client completes the mutation on the first Transition at or past its ts: the
+    // session's next refresh (the one its commit queued, if it wrote) sends one whatever changed.
+    if (kind === "mutation") this.queueRefresh(s, true);
   }
 
   /** Runs a function as this session may; refusals read as the HTTP API's do. */
@@ -300,23 +299,28 @@ export class SyncServer {
     s.send(`{"type":"Transition","startVersion":${start},"endVersion":${s.version()},"modifications":[${modifications.join(",")}]}`);
   }
 
-  /**
-   * Queues one re-run of every session's queries behind what the session is doing (its
-   * Transitions must chain); a session that already has one waiting needs no second: it
-   * reads the state as of when it runs.
-   */
   private refreshAll(): void {
     this.refreshing = false;
-    for (const s of this.sessions) {
-      if (s.refreshQueued || s.queries.size === 0) continue;
-      s.refreshQueued = true;
-      s.enqueue(async () => {
-        s.refreshQueued = false;
-        await this.ctx.waitDurable();
-        const start = s.version();
-        const modifications = await this.evaluate(s, [...s.queries.keys()], false);
-        this.transition(s, start, modifications);
-      });
-    }
+    for (const s of this.sessions) if (s.queries.size > 0) this.queueRefresh(s, false);
+  }
+
+  /**
+   * One re-run of the session's queries behind what it is doing (its Transitions must chain).
+   * A session that already has one waiting needs no second: it reads the state as of when it
+   * runs. `owed`: send a Transition even if nothing changed.
+   */
+  private queueRefresh(s: Session, owed: boolean): void {
+    if (owed) s.transitionOwed = true;
+    if (s.refreshQueued) return;
+    s.refreshQueued = true;
+    s.enqueue(async () => {
+      s.refreshQueued = false;
+      await this.ctx.waitDurable();
+      const always = s.transitionOwed;
+      s.transitionOwed = false;
+      const start = s.version();
+      const modifications = await this.evaluate(s, [...s.queries.keys()], false);
+      this.transition(s, start, modifications, always);
+    });
   }
 }

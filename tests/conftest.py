@@ -126,6 +126,16 @@ class RawHttp:
         calls: list[dict[str, Any]] = response.json()["calls"]
         return calls
 
+    def sync_latencies(self) -> list[float]:
+        """Commit -> Transition ms per Transition since the previous call (which took them)."""
+        response = self.session.post(
+            f"{self.url}/_local/sync/latencies",
+            headers={"Authorization": f"Convex {self.admin_key}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return [float(ms) for ms in response.json()["ms"]]
+
     def next_seq(self) -> int:
         response = self.session.get(
             f"{self.url}/_local/calls",

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from . import engine, vectors
+from . import engine, sync, vectors
 from .harness import Load, percentile
 from .suite import DELAY_MS, LoadRow, Results
 
@@ -345,6 +345,8 @@ def targets(results: Results) -> list[tuple[str, str, bool, str]]:
     )
     if results.engine is not None:
         out += engine.targets(results.engine)
+    if results.sync is not None:
+        out += sync.targets(results.sync)
     return out
 
 
@@ -378,6 +380,7 @@ def markdown(results: Results, meta: dict[str, str]) -> str:
         client_cpu=client_cpu_section(results),
         vectors=vectors.section(results.vectors),
         engine=engine.section(results.engine) if results.engine else "(not run)",
+        sync=sync.section(results.sync) if results.sync else "(not run)",
     )
 
 
@@ -518,4 +521,21 @@ big data directory: ready time, the first calls (which build the indexes they re
 resident memory.
 
 {engine}
+
+## 9. Live updates on the local deployment
+
+How soon a subscription over the sync protocol (`/api/sync`) sees a commit
+(`tests/benchmarks/sync.py`; alone: `python -m tests.benchmarks.sync`), on a deployment of its
+own. One official Python `ConvexClient` holds the measured subscription, an author's messages;
+another holds the idle ones. Each of 200 updates is an HTTP mutation saving a message of that
+author. The deployment re-runs a subscription only when a commit wrote what its last run read
+(index ranges, documents by id, whole tables for scans and search), so idle subscriptions of
+other authors cost a commit nothing; in the last row every idle subscription reads the written
+range and re-runs after every commit (its answer no longer changes, so nothing is sent for it).
+"Commit -> Transition sent" is stamped by the deployment (`POST /_local/sync/latencies`) from
+the commit applied in memory to the Transition written to the socket, including the wait for
+the WAL's fsync; the other column is what a client sees, from sending the HTTP mutation to the
+subscription yielding the new result.
+
+{sync}
 """

@@ -4,7 +4,8 @@ the big tables out of the timed runs.
 Timed runs (CPU, throughput) come first, on a small thread; the big datasets are bulk-imported
 afterwards, and only documents read and round trips are measured on them, so a timed run never
 depends on what another left behind. The engine section (the deployment's own cost as a table
-grows) runs last, on a deployment of its own.
+grows) and the sync section (subscriptions pushed after commits) run last, each on a deployment
+of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import anyio
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
-from . import client_cpu, engine, vectors
+from . import client_cpu, engine, sync, vectors
 from . import scenarios as sc
 from .harness import (
     Cost,
@@ -82,6 +83,7 @@ class Results:
     vectors: list[vectors.VectorRow] = field(default_factory=list)
     """Upserts and queries of vector indexes, both clients (a deployment of their own)."""
     engine: engine.EngineResults | None = None
+    sync: list[sync.SyncRow] | None = None
     """The local deployment's cost per call as its table grows (a deployment of its own)."""
 
 
@@ -148,6 +150,8 @@ async def run(seconds: float) -> Results:
         results.vectors = await vectors.run(vector_dep.url, vector_dep.admin_key)
     step("engine: calls as the table grows to 1,000,000 messages, on a deployment of its own")
     results.engine = await engine.run(seconds=seconds, log=lambda line: print(line, flush=True))
+    step("sync: subscriptions pushed after commits, on a deployment of its own")
+    results.sync = await sync.run()
     return results
 
 

@@ -19,6 +19,7 @@ import {
   type Metrics,
 } from "./internals.ts";
 import { validateDocument } from "./limits.ts";
+import type { ReadSet } from "./reads.ts";
 import type { FunctionKind, LoadedFunctions } from "./modules.ts";
 import type { CallStats } from "./stats.ts";
 
@@ -39,6 +40,8 @@ export type RunResult =
 interface CallContext extends CallStats {
   closed: boolean;
   logLines: string[];
+  /** Where a query records what it reads (the sync server's subscriptions need it). */
+  reads: ReadSet | null;
 }
 
 type FunctionPath = { componentPath: string; udfPath: string };
@@ -156,6 +159,10 @@ export class Engine {
           call.bytesWritten += metrics.bytesWritten;
         }
       },
+      currentReads: () => {
+        const call = callStorage.getStore();
+        return call === undefined || call.closed ? null : call.reads;
+      },
     });
     const t = convexTest({
       schema: options.loaded.schema,
@@ -207,6 +214,37 @@ export class Engine {
     args: Record<string, Value>,
     identity: Partial<UserIdentity> | null,
   ): Promise<RunResult> {
+    const execute = () => this.execute(kind, udfPath, args, identity, null);
+    return kind === "action" ? execute() : this.lock.run(execute);
+  }
+
+  /**
+   * Runs queries one after another in one turn of the lock, so no HTTP or sync mutation commits
+   * between them (actions' and scheduled functions' can: they do not take this lock). Each
+   * records what it reads in its `reads`.
+   */
+  async runQueries(
+    queries: { udfPath: string; args: Record<string, Value>; reads: ReadSet }[],
+    identity: Partial<UserIdentity> | null,
+  ): Promise<RunResult[]> {
+    return this.lock.run(async () => {
+      const results: RunResult[] = [];
+      for (const q of queries) {
+        // Queries chain in microtasks: let connections in and requests be read between them.
+        if (results.length % 32 === 31) await new Promise<void>((resolve) => setImmediate(resolve));
+        results.push(await this.execute("query", q.udfPath, q.args, identity, q.reads));
+      }
+      return results;
+    });
+  }
+
+  private async execute(
+    kind: FunctionKind,
+    udfPath: string,
+    args: Record<string, Value>,
+    identity: Partial<UserIdentity> | null,
+    reads: ReadSet | null,
+  ): Promise<RunResult> {
     const accessor = this.accessor(identity);
     const runner =
       kind === "query"
@@ -217,28 +255,27 @@ export class Engine {
     const call: CallContext = {
       closed: false,
       logLines: [],
+      reads,
       documentsRead: 0,
       documentsWritten: 0,
       bytesRead: 0,
       bytesWritten: 0,
       engineMs: 0,
     };
-    const execute = () =>
-      callStorage.run(call, async (): Promise<RunResult> => {
-        const start = performance.now();
-        try {
-          const value = await runner({ componentPath: "", udfPath }, args);
-          call.engineMs = performance.now() - start;
-          return { ok: true, value: value ?? null, stats: call, logLines: call.logLines };
-        } catch (e) {
-          call.engineMs = performance.now() - start;
-          return { ok: false, ...describeError(e, this.functionsDir), stats: call, logLines: call.logLines };
-        } finally {
-          // Scheduled functions inherit this context; they must not count here.
-          call.closed = true;
-        }
-      });
-    const result = await (kind === "action" ? execute() : this.lock.run(execute));
+    const result = await callStorage.run(call, async (): Promise<RunResult> => {
+      const start = performance.now();
+      try {
+        const value = await runner({ componentPath: "", udfPath }, args);
+        call.engineMs = performance.now() - start;
+        return { ok: true, value: value ?? null, stats: call, logLines: call.logLines };
+      } catch (e) {
+        call.engineMs = performance.now() - start;
+        return { ok: false, ...describeError(e, this.functionsDir), stats: call, logLines: call.logLines };
+      } finally {
+        // Scheduled functions inherit this context; they must not count here.
+        call.closed = true;
+      }
+    });
     result.stats = {
       documentsRead: call.documentsRead,
       documentsWritten: call.documentsWritten,

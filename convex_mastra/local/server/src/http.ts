@@ -391,6 +391,13 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     send(res, 200, JSON.stringify(ctx.sync?.subscriptions() ?? []));
     return;
   }
+  if (path === "/_local/sync/latencies") {
+    // Takes them: each call returns the Transitions sent since the previous one.
+    if (!allow("POST")) return;
+    requireAdmin(ctx, req);
+    send(res, 200, JSON.stringify({ ms: ctx.sync?.takeLatencies() ?? [] }));
+    return;
+  }
   if (path === "/_local/functions") {
     if (!allow("GET")) return;
     requireAdmin(ctx, req);

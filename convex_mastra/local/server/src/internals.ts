@@ -39,6 +39,7 @@ import {
   type Order,
   type RangeExpr,
 } from "./indexes.ts";
+import { ReadSet, type Change } from "./reads.ts";
 
 export const CONVEX_TEST_VERSION = "0.0.60";
 
@@ -58,11 +59,8 @@ export interface Metrics {
   documentsWritten: number;
 }
 
-export interface CommittedWrite {
-  id: string;
-  /** The committed document, or null when it was deleted. */
-  doc: Doc | null;
-}
+/** A committed change: `doc` is the new version (null: deleted), `prev` the old one (null: inserted). */
+export type CommittedWrite = Change;
 
 export interface InternalHooks {
   /** A top-level transaction of the root component committed these changes. */
@@ -71,6 +69,8 @@ export interface InternalHooks {
   validateWrite(table: string, doc: Doc): void;
   /** A top-level transaction ended; `metrics` covers all of it (nested calls included). */
   onTransactionEnd(metrics: Metrics, committed: boolean): void;
+  /** Where the running query records what it reads (null: nobody needs to know). */
+  currentReads(): ReadSet | null;
 }
 
 /** The database's id and creation-time counters right after a commit. */
@@ -261,6 +261,11 @@ function indexedSource(db: DatabaseFake, query: Query): IndexedSource | null {
     filterFn: (doc) => filters.every((f) => h.evaluateFilter(doc, f)),
     stream(cursorKeys) {
       const tree = indexTree(db, table, index, fields);
+      const reads = readsOf(db);
+      if (reads !== null) {
+        if (range.length === 0) reads.table(table);
+        else reads.range(table, tree, lower, upper);
+      }
       // Documents this transaction wrote, as it sees them now: they replace the tree's versions.
       const pending = new Set<string>();
       for (const layer of db._writes) {
@@ -378,6 +383,17 @@ function paginateIndexed(db: DatabaseFake, source: IndexedSource, args: PageArgs
 }
 
 let rootDb: DatabaseFake | undefined;
+let readHook: (() => ReadSet | null) | undefined;
+
+/** The running query's read set when it reads `db`; a component's reads count as "any". */
+function readsOf(db: DatabaseFake): ReadSet | null {
+  const reads = readHook?.() ?? null;
+  if (reads !== null && db._componentPath !== "") {
+    reads.any = true;
+    return null;
+  }
+  return reads;
+}
 let manager: TransactionManager | undefined;
 
 function wrap<T>(cls: Proto<T>, name: string, make: (orig: Method<T>) => Method<T>): void {
@@ -413,6 +429,8 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
     validateIndexRangeExpression: helper("ValidateIndexRangeExpression"),
   };
 
+  readHook = hooks.currentReads;
+  let plainGet: Method<DatabaseFake> | undefined;
   let mergingNested = false;
   wrap(
     Db,
@@ -422,6 +440,18 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
         if (this._componentPath === "") rootDb = this;
         return orig.apply(this, args);
       },
+  );
+  wrap(
+    Db,
+    "get",
+    (orig) => {
+      plainGet = orig;
+      return function (this: DatabaseFake, ...args) {
+        const [, id] = args as unknown as [string, string];
+        readsOf(this)?.id(id);
+        return orig.apply(this, args);
+      };
+    },
   );
   wrap(
     Db,
@@ -444,7 +474,7 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
         // The ids this commit changes; their committed versions before it, for the index trees.
         const ids = topLevel === undefined ? [] : Object.keys(topLevel);
         const trees = topLevel === undefined ? undefined : indexTrees.get(this);
-        const before = trees === undefined ? undefined : ids.map((id) => this._documents[id]);
+        const before = ids.map((id) => this._documents[id]);
         mergingNested = true;
         try {
           orig.apply(this, args);
@@ -468,13 +498,18 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
           ids.forEach((id, i) => {
             const tableTrees = trees.get(tableNameFromId(id));
             if (tableTrees === undefined) return;
-            for (const tree of tableTrees.values()) tree.update(before![i], this._documents[id]);
+            for (const tree of tableTrees.values()) tree.update(before[i], this._documents[id]);
           });
         }
         if (this._componentPath === "" && commitTs !== null && ids.length > 0) {
           hooks.onCommit(
             commitTs,
-            ids.map((id) => ({ id, doc: this._documents[id] ?? null })),
+            ids.map((id, i) => ({
+              id,
+              table: tableNameFromId(id),
+              prev: before[i] ?? null,
+              doc: this._documents[id] ?? null,
+            })),
             { nextDocId: this._nextDocId, lastCreationTime: this._lastCreationTime },
           );
         }
@@ -488,8 +523,11 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
       // written in this transaction, layer by layer (Search results keep this order).
       function (this: DatabaseFake, ...args) {
         const [tableName, callback] = args as unknown as [string, (doc: Doc) => void];
+        // Search and vector search read here: the whole table counts as read.
+        readsOf(this)?.table(tableName);
         const committed = idsByTable(this).get(tableName);
-        const get = (id: string) => (this as unknown as DbReads).get(tableName, id);
+        // The table is recorded whole: not each id again.
+        const get = (id: string) => plainGet!.call(this, tableName as never, id as never) as Doc | null;
         if (committed !== undefined) {
           for (const id of committed) {
             const doc = get(id);

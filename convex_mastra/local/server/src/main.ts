@@ -54,7 +54,7 @@ async function start(cli: CliOptions): Promise<void> {
     loaded,
     onCommit: (ts, writes, counters) => {
       store.append(ts, writes, counters);
-      sync?.onCommit(ts);
+      sync?.onCommit(ts, writes);
     },
   });
   if (state !== null) engine.restoreState(state);

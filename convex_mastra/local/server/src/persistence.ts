@@ -275,7 +275,7 @@ export class Store {
 
   /** Appends one committed transaction (synchronously, in commit order); returns its seq. */
   append(commitTs: bigint, writes: CommittedWrite[], counters: Counters): number {
-    const persisted = writes.filter((w) => isPersistedTable(tableNameFromId(w.id)));
+    const persisted = writes.filter((w) => isPersistedTable(w.table));
     const record: WalRecord = {
       seq: this.lastSeq + 1,
       ts: commitTs.toString(),

@@ -9,16 +9,20 @@
 //   decreases. Values are Convex-encoded JSON with floats written as floats (`1.0`).
 // - A mutation resolves on the client only once a Transition reaches its `ts`, so one
 //   follows every mutation.
-// After each commit (HTTP, sync, actions' and scheduled functions' writes alike: the engine
-// reports every top-level commit) every subscribed query is re-run, and each session gets one
-// Transition with the results that changed. Re-running all of them is the simple rule; what
-// it costs with many subscriptions is in docs/benchmarks.md.
+// Every top-level commit (HTTP, sync, actions' and scheduled functions' writes alike) is checked
+// against what each subscribed query read in its latest run (src/reads.ts: index ranges, ids,
+// whole tables); only the queries it touched re-run, and each session gets one Transition with
+// the results that changed, at a timestamp all of its results hold at. A session's stale
+// queries re-run in one turn of the engine's lock, and while earlier commits are still being
+// made durable; the Transition waits for them.
 import type { IncomingMessage } from "node:http";
+import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import type { UserIdentity } from "convex/server";
 import { jsonToConvex, type JSONValue, type Value } from "convex/values";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Engine, RunResult } from "./engine.ts";
+import { ReadSet, type Change } from "./reads.ts";
 import type { FunctionInfo, FunctionKind } from "./modules.ts";
 import { parseUdfPath } from "./udfPath.ts";
 import { writeValue } from "./values.ts";
@@ -38,6 +42,8 @@ export interface SyncContext {
 
 const SYNC_PATH = /^\/api(\/[^/]+)?\/sync$/;
 const PING_MS = 15_000;
+/** Rounds of re-runs a Transition waits for one consistent timestamp (see `settle`). */
+const MAX_ROUNDS = 4;
 const KIND_NAMES: Record<FunctionKind, string> = { query: "Query", mutation: "Mutation", action: "Action" };
 
 /** `ts` on the wire: base64 of a little-endian u64. */
@@ -47,11 +53,23 @@ export function encodeTs(ts: bigint): string {
   return b.toString("base64");
 }
 
+type QueryOutcome = RunResult | { ok: false; message: string; data?: Value; logLines: string[] };
+
 interface Subscription {
+  queryId: number;
   udfPath: string;
   args: JSONValue;
-  /** The last modification sent for it (its JSON text), to send only what changed. */
-  last: string | null;
+  /** What its latest run read (filled while it runs); null until it runs (again). */
+  reads: ReadSet | null;
+  /** A commit its result is known to hold at: no earlier than its latest run's snapshot. */
+  runTs: bigint;
+  /** The first commit since its latest run that wrote what it read: its result holds before it. */
+  dirtyAt: bigint | null;
+  /** Its latest result as a modification, and the part of it that decides "changed". */
+  text: string;
+  key: string | null;
+  /** `key` of the result the client has (null: none yet). */
+  sentKey: string | null;
 }
 
 class Session {
@@ -63,8 +81,10 @@ class Session {
   user: Partial<UserIdentity> | null = null;
   /** A re-run of the queries is queued and has not started. */
   refreshQueued = false;
-  /** A mutation answered since the last Transition: the next one goes out even if empty. */
-  transitionOwed = false;
+  /** A mutation answered with this ts: a Transition reaching it is owed even if nothing changed. */
+  owedTs: bigint | null = null;
+  /** When the first commit that made one of its results stale landed (for the latency figures). */
+  staleSince: number | null = null;
   readonly queries = new Map<number, Subscription>();
   /** Messages and refreshes of one session run one after another, so versions chain. */
   private chain: Promise<void> = Promise.resolve();
@@ -90,8 +110,9 @@ export class SyncServer {
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly sessions = new Set<Session>();
   private latestTs = 0n;
-  private refreshing = false;
   private readonly pinger: NodeJS.Timeout;
+  /** Commit -> Transition sent, ms, since the last `takeLatencies()`. */
+  private latencies: number[] = [];
 
   constructor(private readonly ctx: SyncContext) {
     this.latestTs = ctx.initialTs;
@@ -109,12 +130,25 @@ export class SyncServer {
     return true;
   }
 
-  /** A top-level transaction committed at `ts`: re-run the subscriptions. */
-  onCommit(ts: bigint): void {
+  /**
+   * A top-level transaction committed `changes` at `ts`: the subscriptions whose reads they
+   * touch are stale from `ts` on, and their sessions re-run them.
+   */
+  onCommit(ts: bigint, changes: readonly Change[]): void {
     if (ts > this.latestTs) this.latestTs = ts;
-    if (!this.refreshing) {
-      this.refreshing = true;
-      setImmediate(() => this.refreshAll());
+    const now = performance.now();
+    for (const s of this.sessions) {
+      let stale = false;
+      for (const q of s.queries.values()) {
+        // A query whose run has not begun reads this commit anyway (its read set is empty).
+        if (q.reads === null || q.dirtyAt !== null || !q.reads.touchedBy(changes)) continue;
+        q.dirtyAt = ts;
+        stale = true;
+      }
+      if (stale) {
+        s.staleSince ??= now;
+        this.queueRefresh(s);
+      }
     }
   }
 
@@ -125,6 +159,13 @@ export class SyncServer {
       for (const [queryId, q] of s.queries) out.push({ session: s.id, queryId, udfPath: q.udfPath, args: q.args });
     }
     return out;
+  }
+
+  /** Milliseconds from a commit to the Transition it caused, for each one sent since the last call. */
+  takeLatencies(): number[] {
+    const taken = this.latencies;
+    this.latencies = [];
+    return taken;
   }
 
   close(): void {
@@ -192,36 +233,47 @@ export class SyncServer {
     }
     const start = s.version();
     s.identity = baseVersion + 1;
-    // A new identity may see other results: every query runs again under it.
-    const modifications = await this.evaluate(s, [...s.queries.keys()], true);
-    this.transition(s, start, modifications);
+    // A new identity may see other results: every query runs again and is sent again.
+    for (const q of s.queries.values()) {
+      q.reads = null;
+      q.sentKey = null;
+    }
+    await this.settle(s, start, []);
   }
 
   private async modifyQuerySet(s: Session, m: Record<string, unknown>): Promise<void> {
     const start = s.version();
-    const added: number[] = [];
-    const modifications: string[] = [];
+    const removed: string[] = [];
     for (const mod of (m["modifications"] as Record<string, unknown>[] | undefined) ?? []) {
       const queryId = Number(mod["queryId"]);
       if (mod["type"] === "Add") {
         const args = mod["args"] as JSONValue[] | undefined;
-        s.queries.set(queryId, { udfPath: String(mod["udfPath"]), args: args?.[0] ?? {}, last: null });
-        added.push(queryId);
+        s.queries.set(queryId, {
+          queryId,
+          udfPath: String(mod["udfPath"]),
+          args: args?.[0] ?? {},
+          reads: null,
+          runTs: 0n,
+          dirtyAt: null,
+          text: "",
+          key: null,
+          sentKey: null,
+        });
       } else if (mod["type"] === "Remove") {
         s.queries.delete(queryId);
-        modifications.push(`{"type":"QueryRemoved","queryId":${queryId}}`);
+        removed.push(`{"type":"QueryRemoved","queryId":${queryId}}`);
       }
     }
     s.querySet = Number(m["newVersion"] ?? s.querySet + 1);
-    modifications.push(...(await this.evaluate(s, added, true)));
-    this.transition(s, start, modifications);
+    await this.settle(s, start, removed);
   }
 
   private async request(s: Session, m: Record<string, unknown>): Promise<void> {
     const kind: FunctionKind = m["type"] === "Mutation" ? "mutation" : "action";
     const requestId = Number(m["requestId"]);
     const args = (m["args"] as JSONValue[] | undefined)?.[0] ?? {};
-    const result = await this.run(s, kind, String(m["udfPath"]), args);
+    const call = this.prepare(s, kind, String(m["udfPath"]), args);
+    const result = "refused" in call ? call.refused : await this.ctx.engine.run(kind, call.key, call.args, s.user);
     await this.ctx.waitDurable();
     const type = kind === "mutation" ? "MutationResponse" : "ActionResponse";
     const logLines = JSON.stringify(result.logLines);
@@ -236,19 +288,22 @@ export class SyncServer {
         `{"type":"${type}","requestId":${requestId},"success":false,"result":${JSON.stringify(result.message)}${errorData},"logLines":${logLines}}`,
       );
     }
-    // The client completes the mutation on the first Transition at or past its ts: the
-    // session's next refresh (the one its commit queued, if it wrote) sends one whatever changed.
-    if (kind === "mutation") this.queueRefresh(s, true);
+    // The client completes a mutation on the first Transition at or past its ts, so one is
+    // owed whether or not the mutation changed a result of this session.
+    if (kind === "mutation" && result.ok) {
+      s.owedTs = this.latestTs;
+      this.queueRefresh(s);
+    }
   }
 
-  /** Runs a function as this session may; refusals read as the HTTP API's do. */
-  private async run(
+  /** Checks a call as the HTTP API does; refusals read as its errors do. */
+  private prepare(
     s: Session,
     kind: FunctionKind,
     udfPath: string,
     rawArgs: JSONValue,
-  ): Promise<RunResult | { ok: false; message: string; data?: Value; logLines: string[] }> {
-    const refuse = (message: string) => ({ ok: false as const, message, logLines: [] });
+  ): { key: string; args: Record<string, Value> } | { refused: { ok: false; message: string; data?: Value; logLines: string[] } } {
+    const refuse = (message: string) => ({ refused: { ok: false as const, message, logLines: [] } });
     const udf = parseUdfPath(udfPath);
     if ("error" in udf) return refuse(udf.error);
     const info = this.ctx.functions.get(udf.key);
@@ -267,60 +322,97 @@ export class SyncServer {
     if (typeof args !== "object" || args === null || Array.isArray(args) || args instanceof ArrayBuffer) {
       return refuse(`The arguments to a Convex function must be an object. Received: ${JSON.stringify(rawArgs)}`);
     }
-    return this.ctx.engine.run(kind, udf.key, args as Record<string, Value>, s.user);
+    return { key: udf.key, args: args as Record<string, Value> };
   }
 
-  /** Runs the given queries; returns the modifications of those whose result changed (all if `all`). */
-  private async evaluate(s: Session, queryIds: number[], all: boolean): Promise<string[]> {
-    const out: string[] = [];
-    for (const queryId of queryIds) {
-      const q = s.queries.get(queryId);
-      if (q === undefined) continue;
-      const result = await this.run(s, "query", q.udfPath, q.args);
+  /** Runs the session's queries that never ran or went stale, recording what each reads. */
+  private async evaluate(s: Session): Promise<void> {
+    const due = [...s.queries.values()].filter((q) => q.reads === null || q.dirtyAt !== null);
+    if (due.length === 0) return;
+    const batch: { q: Subscription; udfPath: string; args: Record<string, Value>; reads: ReadSet }[] = [];
+    const done: [Subscription, QueryOutcome][] = [];
+    for (const q of due) {
+      // From here a commit that writes what it reads makes it stale again.
+      q.reads = new ReadSet();
+      q.dirtyAt = null;
+      const call = this.prepare(s, "query", q.udfPath, q.args);
+      if ("refused" in call) done.push([q, call.refused]);
+      else batch.push({ q, udfPath: call.key, args: call.args, reads: q.reads });
+    }
+    const results = batch.length === 0 ? [] : await this.ctx.engine.runQueries(batch, s.user);
+    batch.forEach((b, i) => done.push([b.q, results[i]!]));
+    // Every run saw at least the commits before it; none saw a later one.
+    const ts = this.latestTs;
+    for (const [q, result] of done) {
       const logLines = JSON.stringify(result.logLines);
       const errorData =
         result.ok || result.data === undefined ? "" : `,"errorData":${writeValue(result.data, "convex_encoded_json")}`;
       // What decides "changed" is the answer; log lines differ between runs.
-      const key = result.ok
+      q.key = result.ok
         ? `"value":${writeValue(result.value, "convex_encoded_json")}`
         : `"errorMessage":${JSON.stringify(result.message)}${errorData}`;
-      const type = result.ok ? "QueryUpdated" : "QueryFailed";
-      const text = `{"type":"${type}","queryId":${queryId},${key},"logLines":${logLines},"journal":null}`;
-      if (all || q.last !== key) out.push(text);
-      q.last = key;
+      q.text = `{"type":"${result.ok ? "QueryUpdated" : "QueryFailed"}","queryId":${q.queryId},${q.key},"logLines":${logLines},"journal":null}`;
+      q.runTs = ts;
     }
-    return out;
-  }
-
-  private transition(s: Session, start: string, modifications: string[], always = false): void {
-    const ts = this.latestTs > s.ts ? this.latestTs : s.ts;
-    if (!always && modifications.length === 0 && ts === s.ts && start === s.version(undefined, undefined, ts)) return;
-    s.ts = ts;
-    s.send(`{"type":"Transition","startVersion":${start},"endVersion":${s.version()},"modifications":[${modifications.join(",")}]}`);
-  }
-
-  private refreshAll(): void {
-    this.refreshing = false;
-    for (const s of this.sessions) if (s.queries.size > 0) this.queueRefresh(s, false);
   }
 
   /**
-   * One re-run of the session's queries behind what it is doing (its Transitions must chain).
-   * A session that already has one waiting needs no second: it reads the state as of when it
-   * runs. `owed`: send a Transition even if nothing changed.
+   * The newest timestamp every result of the session holds at (each from its run until the
+   * commit that made it stale), never before the session's last one; null if there is none.
    */
-  private queueRefresh(s: Session, owed: boolean): void {
-    if (owed) s.transitionOwed = true;
+  private consistentTs(s: Session): bigint | null {
+    let lo = s.ts;
+    let hi = this.latestTs;
+    for (const q of s.queries.values()) {
+      if (q.reads === null) return null;
+      if (q.runTs > lo) lo = q.runTs;
+      if (q.dirtyAt !== null && q.dirtyAt - 1n < hi) hi = q.dirtyAt - 1n;
+    }
+    return lo <= hi ? hi : null;
+  }
+
+  /**
+   * Re-runs what is stale until one timestamp holds for all of the session's results, then
+   * sends one Transition from `start` with the results that changed (and `extra`). Actions'
+   * and scheduled functions' commits can land between the runs, so it may take a few rounds;
+   * after MAX_ROUNDS it sends at the newest run's timestamp, and the refresh those commits
+   * queued corrects what they changed.
+   */
+  private async settle(s: Session, start: string, extra: string[]): Promise<void> {
+    let ts: bigint | null = null;
+    for (let round = 0; ts === null && round < MAX_ROUNDS; round++) {
+      await this.evaluate(s);
+      ts = this.consistentTs(s);
+    }
+    if (ts === null) {
+      ts = s.ts;
+      for (const q of s.queries.values()) if (q.runTs > ts) ts = q.runTs;
+    }
+    const modifications = extra;
+    for (const q of s.queries.values()) {
+      if (q.key === q.sentKey) continue;
+      modifications.push(q.text);
+      q.sentKey = q.key;
+    }
+    const owed = s.owedTs !== null && ts >= s.owedTs;
+    const staleSince = s.staleSince;
+    if (![...s.queries.values()].some((q) => q.dirtyAt !== null)) s.staleSince = null;
+    if (modifications.length === 0 && !owed && start === s.version(undefined, undefined, ts)) return;
+    if (owed) s.owedTs = null;
+    // Results may be computed before their commits are durable, never sent before.
+    await this.ctx.waitDurable();
+    s.ts = ts;
+    s.send(`{"type":"Transition","startVersion":${start},"endVersion":${s.version()},"modifications":[${modifications.join(",")}]}`);
+    if (staleSince !== null) this.latencies.push(performance.now() - staleSince);
+  }
+
+  /** One refresh behind what the session is doing; one waiting already reads the newest state. */
+  private queueRefresh(s: Session): void {
     if (s.refreshQueued) return;
     s.refreshQueued = true;
     s.enqueue(async () => {
       s.refreshQueued = false;
-      await this.ctx.waitDurable();
-      const always = s.transitionOwed;
-      s.transitionOwed = false;
-      const start = s.version();
-      const modifications = await this.evaluate(s, [...s.queries.keys()], false);
-      this.transition(s, start, modifications, always);
+      await this.settle(s, s.version(), []);
     });
   }
 }

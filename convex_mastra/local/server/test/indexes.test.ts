@@ -10,8 +10,9 @@ import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { defineSchema, defineTable } from "convex/server";
 import { compareValues, convexToJson, v, type Value } from "convex/values";
-import { loadConvexTest } from "../src/internals.ts";
+import { loadConvexTest, type CommittedWrite } from "../src/internals.ts";
 import { validateDocument } from "../src/limits.ts";
+import { ReadSet } from "../src/reads.ts";
 import { registerHooks } from "../src/register.ts";
 
 const SERVER_DIR = fileURLToPath(new URL("..", import.meta.url));
@@ -47,10 +48,18 @@ type ConvexTest = Awaited<ReturnType<typeof loadConvexTest>>;
 type Db = any;
 
 let convexTest: ConvexTest;
+/** Where reads are recorded while set (the read-set test). */
+let recording: ReadSet | null = null;
+let lastCommit: CommittedWrite[] = [];
 
 before(async () => {
   registerHooks(FUNCTIONS);
-  convexTest = await loadConvexTest({ onCommit: () => {}, validateWrite: validateDocument, onTransactionEnd: () => {} });
+  convexTest = await loadConvexTest({
+    onCommit: (_ts, writes) => (lastCommit = writes),
+    validateWrite: validateDocument,
+    onTransactionEnd: () => {},
+    currentReads: () => recording,
+  });
 });
 
 /** A small deterministic generator (mulberry32), so a failure replays from its seed. */
@@ -308,6 +317,82 @@ for (const seed of [1, 2, 3]) {
     );
     const after = await t.run(async (ctx) => (ctx.db as Db).query("items").withIndex("by_a").collect());
     assert.deepEqual(ids(after as Doc[]), before);
+  });
+}
+
+/** A random read a query can make: each shape the sync server's read sets must cover. */
+function randomRead(model: Map<string, Doc>, gone: string[], next: () => number): [string, (db: Db) => Promise<unknown>] {
+  const index = pick(next, Object.keys(INDEXES));
+  const r = randomRange(model, next, index);
+  const order = next() < 0.5 ? "asc" : "desc";
+  const n = 1 + Math.floor(next() * 4);
+  const tag = pick(next, TAGS);
+  const id = pick(next, [...model.keys(), ...gone]);
+  const what = `${index} ${order} ${JSON.stringify(r)}`;
+  const shapes: [string, (db: Db) => Promise<unknown>][] = [
+    [`collect ${what}`, (db) => withRange(db, index, r).order(order).collect()],
+    [`take ${n} ${what}`, (db) => withRange(db, index, r).order(order).take(n)],
+    [`first ${what}`, (db) => withRange(db, index, r).order(order).first()],
+    [`filter ${tag} ${what}`, (db) => withRange(db, index, r).order(order).filter((q: Db) => q.eq(q.field("tag"), tag)).take(n)],
+    [`page ${n} ${what}`, async (db) => (await withRange(db, index, r).order(order).paginate({ cursor: null, numItems: n })).page],
+    [`scan take ${n}`, (db) => db.query("items").order(order).take(n)],
+    [`get ${id}`, (db) => db.get(id)],
+  ];
+  return pick(next, shapes);
+}
+
+for (const seed of [1, 2, 3]) {
+  test(`a read set covers every commit that changes the read's result (seed ${seed})`, async () => {
+    const next = rng(seed + 100);
+    const t = convexTest(schema, { "./_generated/server.js": async () => ({}) });
+    const model = new Map<string, Doc>();
+    const gone: string[] = [];
+    await t.run(async (ctx) => {
+      for (let i = 0; i < 40; i++) {
+        const id = await (ctx.db as Db).insert("items", randomFields(next));
+        model.set(id, await (ctx.db as Db).get(id));
+      }
+      return null;
+    });
+    let untouched = 0;
+    for (let round = 0; round < 300; round++) {
+      const [what, read] = randomRead(model, gone, next);
+      const reads = new ReadSet();
+      recording = reads;
+      let before: unknown;
+      try {
+        before = await t.run(async (ctx) => read(ctx.db as Db));
+      } finally {
+        recording = null;
+      }
+      lastCommit = [];
+      await t.run(async (ctx) => {
+        const db = ctx.db as Db;
+        for (let w = 1 + Math.floor(next() * 2); w > 0; w--) {
+          const op = next();
+          const id = pick(next, [...model.keys()]);
+          if (op < 0.15) await db.insert("other", { tag: pick(next, TAGS) });
+          else if (op < 0.45) model.set(await db.insert("items", randomFields(next)), null as never);
+          else if (op < 0.75) await db.patch(id, next() < 0.5 ? { b: pick(next, B_VALUES) } : randomFields(next));
+          else if (op < 0.9) await db.replace(id, randomFields(next));
+          else if (model.size > 10) {
+            await db.delete(id);
+            model.delete(id);
+            gone.push(id);
+          }
+        }
+        for (const id of model.keys()) model.set(id, await db.get(id));
+        return null;
+      });
+      const after = await t.run(async (ctx) => read(ctx.db as Db));
+      const touched = reads.touchedBy(lastCommit);
+      if (JSON.stringify(convexToJson(after as Value)) !== JSON.stringify(convexToJson(before as Value))) {
+        assert.ok(touched, `seed ${seed} round ${round}: ${what} changed, but its read set missed the commit`);
+      }
+      if (!touched) untouched += 1;
+    }
+    // Not "everything touches everything": most reads here are of a small range.
+    assert.ok(untouched > 50, `only ${untouched} of 300 commits left a read untouched`);
   });
 }
 

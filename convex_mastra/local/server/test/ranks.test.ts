@@ -68,6 +68,7 @@ before(async () => {
     onCommit: (_ts, writes) => (committedWrites += writes.length),
     validateWrite: validateDocument,
     onTransactionEnd: () => {},
+    currentReads: () => null,
   });
   const load = loaded.modules["./convex/mastra/lib/ranks.ts"];
   assert.ok(load, "ranks.ts is one of the loaded modules");

@@ -14,7 +14,8 @@
 // whole tables); only the queries it touched re-run, and each session gets one Transition with
 // the results that changed, at a timestamp all of its results hold at. A session's stale
 // queries re-run in one turn of the engine's lock, and while earlier commits are still being
-// made durable; the Transition waits for them.
+// made durable; the Transition waits for them. A mutation resent after a reconnect (same
+// session id and request id) is answered from its first run.
 import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
@@ -44,6 +45,9 @@ const SYNC_PATH = /^\/api(\/[^/]+)?\/sync$/;
 const PING_MS = 15_000;
 /** Rounds of re-runs a Transition waits for one consistent timestamp (see `settle`). */
 const MAX_ROUNDS = 4;
+/** Answers kept per client session id, and client session ids kept (see `request`). */
+const ANSWERS_PER_SESSION = 64;
+const ANSWERED_SESSIONS = 1000;
 const KIND_NAMES: Record<FunctionKind, string> = { query: "Query", mutation: "Mutation", action: "Action" };
 
 /** `ts` on the wire: base64 of a little-endian u64. */
@@ -51,6 +55,12 @@ export function encodeTs(ts: bigint): string {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(ts);
   return b.toString("base64");
+}
+
+/** A mutation's or action's response as sent; `ts` is a successful mutation's commit. */
+interface Answer {
+  text: string;
+  ts: bigint | null;
 }
 
 type QueryOutcome = RunResult | { ok: false; message: string; data?: Value; logLines: string[] };
@@ -92,9 +102,11 @@ class Session {
   constructor(readonly socket: WebSocket) {}
 
   enqueue(task: () => Promise<void>): void {
-    this.chain = this.chain.then(task).catch((e: unknown) => {
-      process.stderr.write(`convex-mastra: sync session ${this.id}: ${e instanceof Error ? e.stack : String(e)}\n`);
-    });
+    this.chain = this.chain.then(task).catch((e: unknown) => this.fail(e));
+  }
+
+  fail(e: unknown): void {
+    process.stderr.write(`convex-mastra: sync session ${this.id}: ${e instanceof Error ? e.stack : String(e)}\n`);
   }
 
   send(text: string): void {
@@ -111,6 +123,8 @@ export class SyncServer {
   private readonly sessions = new Set<Session>();
   private latestTs = 0n;
   private readonly pinger: NodeJS.Timeout;
+  /** Each client session id's latest mutations' answers (see `request`). */
+  private readonly answers = new Map<string, Map<number, Promise<Answer>>>();
   /** Commit -> Transition sent, ms, since the last `takeLatencies()`. */
   private latencies: number[] = [];
 
@@ -204,8 +218,12 @@ export class SyncServer {
       case "ModifyQuerySet":
         return this.modifyQuerySet(s, m);
       case "Mutation":
-      case "Action":
         return this.request(s, m);
+      case "Action":
+        // Started in order (after an Authenticate sent before it), run beside the session's
+        // later work: a long action must not hold back its updates.
+        void this.request(s, m).catch((e: unknown) => s.fail(e));
+        return;
       default:
         return; // Event and anything newer: nothing to do locally.
     }
@@ -269,31 +287,57 @@ export class SyncServer {
   }
 
   private async request(s: Session, m: Record<string, unknown>): Promise<void> {
-    const kind: FunctionKind = m["type"] === "Mutation" ? "mutation" : "action";
     const requestId = Number(m["requestId"]);
+    if (m["type"] === "Action") {
+      s.send((await this.call(s, "action", requestId, m)).text);
+      return;
+    }
+    // A client resends its unanswered mutations after a reconnect, under the same session id and
+    // request id: answer those from the first run (waiting for it if it is still running).
+    const answers = this.answersOf(s.id);
+    let answer = answers.get(requestId);
+    if (answer === undefined) {
+      answer = this.call(s, "mutation", requestId, m);
+      answers.set(requestId, answer);
+      answer.catch(() => answers.delete(requestId));
+      if (answers.size > ANSWERS_PER_SESSION) answers.delete(answers.keys().next().value!);
+    }
+    const { text, ts } = await answer;
+    s.send(text);
+    // The client completes a mutation on the first Transition at or past its ts, so one is
+    // owed whether or not the mutation changed a result of this session.
+    if (ts !== null) {
+      if (s.owedTs === null || ts > s.owedTs) s.owedTs = ts;
+      this.queueRefresh(s);
+    }
+  }
+
+  /** The answers to a client session's latest mutations; the least recently used session's go first. */
+  private answersOf(sessionId: string): Map<number, Promise<Answer>> {
+    let answers = this.answers.get(sessionId);
+    if (answers !== undefined) this.answers.delete(sessionId);
+    else if (this.answers.size >= ANSWERED_SESSIONS) this.answers.delete(this.answers.keys().next().value!);
+    this.answers.set(sessionId, (answers ??= new Map()));
+    return answers;
+  }
+
+  /** Runs a mutation or action and words its response; `ts` is a successful mutation's. */
+  private async call(s: Session, kind: FunctionKind, requestId: number, m: Record<string, unknown>): Promise<Answer> {
     const args = (m["args"] as JSONValue[] | undefined)?.[0] ?? {};
     const call = this.prepare(s, kind, String(m["udfPath"]), args);
     const result = "refused" in call ? call.refused : await this.ctx.engine.run(kind, call.key, call.args, s.user);
     await this.ctx.waitDurable();
     const type = kind === "mutation" ? "MutationResponse" : "ActionResponse";
     const logLines = JSON.stringify(result.logLines);
-    if (result.ok) {
-      const ts = kind === "mutation" ? `,"ts":"${encodeTs(this.latestTs)}"` : "";
-      s.send(
-        `{"type":"${type}","requestId":${requestId},"success":true,"result":${writeValue(result.value, "convex_encoded_json")}${ts},"logLines":${logLines}}`,
-      );
-    } else {
+    if (!result.ok) {
       const errorData = result.data === undefined ? "" : `,"errorData":${writeValue(result.data, "convex_encoded_json")}`;
-      s.send(
-        `{"type":"${type}","requestId":${requestId},"success":false,"result":${JSON.stringify(result.message)}${errorData},"logLines":${logLines}}`,
-      );
+      const text = `{"type":"${type}","requestId":${requestId},"success":false,"result":${JSON.stringify(result.message)}${errorData},"logLines":${logLines}}`;
+      return { text, ts: null };
     }
-    // The client completes a mutation on the first Transition at or past its ts, so one is
-    // owed whether or not the mutation changed a result of this session.
-    if (kind === "mutation" && result.ok) {
-      s.owedTs = this.latestTs;
-      this.queueRefresh(s);
-    }
+    const ts = kind === "mutation" ? this.latestTs : null;
+    const tsField = ts === null ? "" : `,"ts":"${encodeTs(ts)}"`;
+    const text = `{"type":"${type}","requestId":${requestId},"success":true,"result":${writeValue(result.value, "convex_encoded_json")}${tsField},"logLines":${logLines}}`;
+    return { text, ts };
   }
 
   /** Checks a call as the HTTP API does; refusals read as its errors do. */

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import WebSocket from "ws";
-import { ADMIN_KEY, call, makeFunctionsDir, startServer, stopServer, tempDir } from "./helpers.ts";
+import { ADMIN_KEY, call, getJson, makeFunctionsDir, startServer, stopServer, tempDir } from "./helpers.ts";
 
 const functionsDir = makeFunctionsDir();
 type Message = { author: string; body: string };
@@ -44,7 +44,15 @@ test("the convex npm ConvexClient subscribes, mutates and acts", async () => {
     (admin as unknown as { setAdminAuth(key: string): void }).setAdminAuth(ADMIN_KEY);
     assert.equal(typeof (await admin.query(internalCount, {})), "number");
     await admin.close();
+    const npmSubscriptions = async () =>
+      ((await getJson(`${server.url}/_local/subscriptions`)).json as { args: { author?: string } }[]).filter(
+        (q) => q.args.author === "npm",
+      ).length;
+    assert.equal(await npmSubscriptions(), 1);
     unsubscribe();
+    // The client sends Remove; the deployment drops the subscription.
+    for (let i = 0; i < 200 && (await npmSubscriptions()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await npmSubscriptions(), 0);
   } finally {
     await client.close();
     assert.equal(await stopServer(server), 0);

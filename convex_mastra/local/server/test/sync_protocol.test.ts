@@ -29,11 +29,11 @@ class RawSession {
     });
   }
 
-  static async open(url: string): Promise<RawSession> {
+  static async open(url: string, sessionId = "00000000-0000-4000-8000-000000000001", connectionCount = 0): Promise<RawSession> {
     const ws = new WebSocket(`${url.replace(/^http/, "ws")}/api/sync`);
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     const s = new RawSession(ws);
-    s.send({ type: "Connect", sessionId: "00000000-0000-4000-8000-000000000001", connectionCount: 0, lastCloseReason: null });
+    s.send({ type: "Connect", sessionId, connectionCount, lastCloseReason: null });
     assert.equal((await s.next(5000, true)).type, "Ping", "Connect is answered at once");
     return s;
   }
@@ -198,6 +198,51 @@ describe("sync protocol", () => {
       assert.match(failed.errorMessage, /Could not find public function for 'messages:internalCount'/);
     } finally {
       u.close();
+    }
+  });
+
+  test("a mutation resent after a reconnect (same session id and request id) is answered, not run again", async () => {
+    const mutation = { type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ author: "resent", body: "once" }] };
+    const count = async () => (await call(server, "query", "messages:byAuthor", { author: "resent" })).json.value.length;
+    const first = await RawSession.open(server.url, "00000000-0000-4000-8000-00000000000a");
+    first.send(mutation);
+    const answer = await first.next();
+    assert.equal(answer.type, "MutationResponse");
+    first.close();
+    const again = await RawSession.open(server.url, "00000000-0000-4000-8000-00000000000a", 1);
+    try {
+      again.send(mutation);
+      const resent = await again.next();
+      assert.deepEqual(resent, answer, "the first run's answer: same id, same ts");
+      assert.equal(await count(), 1);
+    } finally {
+      again.close();
+    }
+    const other = await RawSession.open(server.url, "00000000-0000-4000-8000-00000000000b");
+    try {
+      other.send(mutation);
+      assert.equal((await other.next()).success, true);
+      assert.equal(await count(), 2, "another session's request 0 is another mutation");
+    } finally {
+      other.close();
+    }
+  });
+
+  test("a long action does not hold back the session's updates", async () => {
+    const s = await RawSession.open(server.url);
+    try {
+      await s.subscribe({ 1: ["messages:byAuthor", { author: "during-action" }] });
+      s.send({ type: "Action", requestId: 0, udfPath: "actions:sleep", args: [{ ms: 1500 }] });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal((await call(server, "mutation", "messages:send", { author: "during-action", body: "x" })).json.status, "success");
+      const t = await s.next();
+      assert.equal(t.type, "Transition", "the update comes before the action's answer");
+      assert.equal((updates(t).get(1) as unknown[]).length, 1);
+      const done = await s.next();
+      assert.equal(done.type, "ActionResponse");
+      assert.equal(done.result, 1500);
+    } finally {
+      s.close();
     }
   });
 

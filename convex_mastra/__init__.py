@@ -4,6 +4,7 @@ import logging
 
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
+from ._domains._watch import MessageWatch
 from ._domains.background_tasks import BackgroundTask
 from ._domains.channels import ChannelConfig, ChannelInstallation
 from ._domains.messages import DateRange, Include
@@ -67,6 +68,7 @@ __all__ = [
     "LocalDeploymentError",
     "Message",
     "MessageContent",
+    "MessageWatch",
     "NotFoundError",
     "ObservationalMemoryRecord",
     "Page",

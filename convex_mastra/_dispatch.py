@@ -17,16 +17,18 @@ import anyio
 
 from ._errors import (
     BatchLimitError,
+    ConfigurationError,
     ConvexMastraError,
     FunctionError,
     NotFoundError,
     RecordTooLargeError,
     StorageOperationError,
 )
+from ._live import LiveQuery
 from ._transport import AsyncTransport
 from ._version import __version__
 
-__all__ = ["MAX_CALLS", "NULL", "PROTOCOL", "Dispatcher", "HandlerInfo", "batches"]
+__all__ = ["LIVE_QUERIES", "MAX_CALLS", "NULL", "PROTOCOL", "Dispatcher", "HandlerInfo", "batches"]
 
 PROTOCOL = 2
 """The handler protocol this SDK needs at least (``info().protocol``): 2 adds error codes."""
@@ -59,6 +61,11 @@ def refusal(op: str, where: str, table: str | None, answer: Mapping[str, Any]) -
         f"{op} on {where} failed: {message}", op=op, table=table, code=code, details=details
     )
 
+
+LIVE_QUERIES: dict[str, tuple[str, str]] = {
+    "messages": ("mastra/live:messages", "mastra/public:liveMessages"),
+}
+"""Live queries by name: (the internal function, the public one for allow-listed JWTs)."""
 
 T = TypeVar("T")
 
@@ -197,6 +204,20 @@ class Dispatcher:
         if not answer.get("ok"):
             raise refusal(op, table or self.function, table, answer)
         return answer
+
+    async def subscribe(self, query: str, args: Mapping[str, Any]) -> LiveQuery:
+        """Subscribe to the live query ``query`` (a name in LIVE_QUERIES): the internal
+        function, or the public one when the store calls ``mastra/public:*`` with a JWT."""
+        subscribe = getattr(self._transport, "subscribe", None)
+        if subscribe is None:
+            raise ConfigurationError(
+                f"{type(self._transport).__name__} has no live queries; they need the "
+                "HttpTransport a store builds from its URL and key"
+            )
+        internal, public = LIVE_QUERIES[query]
+        path = public if self.function.startswith("mastra/public:") else internal
+        live: LiveQuery = await subscribe(path, args)
+        return live
 
     async def drain(
         self, op: str, table: str | None, /, *, max_calls: int = MAX_CALLS, **fields: Any

@@ -53,6 +53,7 @@ from ._errors import (
     ValidationError,
 )
 from ._http import Broken, deadlines, turn
+from ._live import LiveQuery, SyncClient
 from ._pool import CLOSED, ConnectionPool, NotSent
 
 __all__ = [
@@ -283,6 +284,10 @@ class HttpTransport:
             threads=self._threads,
             redact=self._redact,
         )
+        # The sync protocol's WebSocket, opened by the first live query (see _live.py).
+        self._live = SyncClient(
+            self.url, admin_key=admin_key, auth_token=auth_token, redact=self._redact
+        )
 
     def __repr__(self) -> str:
         return (
@@ -360,9 +365,18 @@ class HttpTransport:
         """Close pooled connections, and those of calls that timed out or were cancelled;
         later calls raise ConfigurationError.
 
-        Calls still in flight finish (or time out) and close their connection afterwards.
+        Calls still in flight finish (or time out) and close their connection afterwards. Live
+        queries end: their ``next`` raises ConfigurationError.
         """
+        await self._live.aclose()
         await self._pool.aclose()
+
+    async def subscribe(self, path: str, args: Mapping[str, Any]) -> LiveQuery:
+        """Subscribe to the query at ``path`` over the sync protocol's WebSocket (one per
+        transport, opened on first use); the LiveQuery yields its newest results."""
+        if self._pool.closed:
+            raise ConfigurationError(CLOSED)
+        return await self._live.subscribe(path, args)
 
     # -- the call policy -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 /**
- * Authenticated public entry points: `mastra/public:storage` and `mastra/public:cache`.
+ * Authenticated public entry points: `mastra/public:storage`, `mastra/public:cache` and the
+ * live query `mastra/public:liveMessages`.
  *
  * For runtimes that must not hold the deployment's admin key. They take the
  * same requests as the internal handlers, but every call must carry a user
@@ -14,15 +15,16 @@
  * Every allowed identity has full access to all Mastra data, as the admin key
  * does: use it for service identities, not for end users.
  */
-import { mutationGeneric } from "convex/server";
+import { mutationGeneric, queryGeneric } from "convex/server";
 import { ConvexError } from "convex/values";
 import { cacheArgs, handleCache } from "./cache";
-import type { Ctx, Response } from "./lib/common";
+import type { ReadCtx, Response } from "./lib/common";
+import { liveMessages as readLiveMessages, liveMessagesArgs, type LiveMessages } from "./live";
 import { handleStorage, storageArgs } from "./storage";
 
 declare const process: { env: Record<string, string | undefined> };
 
-async function requireAllowedIdentity(ctx: Ctx): Promise<void> {
+async function requireAllowedIdentity(ctx: ReadCtx): Promise<void> {
   const identity = await ctx.auth.getUserIdentity();
   if (identity === null) {
     throw new ConvexError({
@@ -57,5 +59,14 @@ export const cache = mutationGeneric({
   handler: async (ctx, args): Promise<Response> => {
     await requireAllowedIdentity(ctx);
     return handleCache(ctx, args);
+  },
+});
+
+/** `mastra/live:messages` for allow-listed identities (store.messages.watch with auth_token). */
+export const liveMessages = queryGeneric({
+  args: liveMessagesArgs,
+  handler: async (ctx, args): Promise<LiveMessages> => {
+    await requireAllowedIdentity(ctx);
+    return readLiveMessages(ctx, args);
   },
 });

@@ -29,6 +29,7 @@ from ._base import (
     check_ids,
     check_scalar_filter,
 )
+from ._watch import MessageWatch
 
 __all__ = ["DateRange", "Include", "Messages"]
 
@@ -410,6 +411,20 @@ class Messages(Domain):
         """
         wanted = check_ids(ids, "ids")
         await (await self._handler()).delete_messages(wanted)
+
+    def watch(self, thread_id: str, *, after: str | None = None) -> MessageWatch:
+        """The thread's messages as they are saved, live: ``async for message in ...``.
+
+        Oldest first, each once, in commit order, starting at the thread's first message, or
+        after ``after``: a message id, or the ``cursor`` of an earlier watch. Over the store's
+        one WebSocket (opened on first use, reconnecting by itself); leaving the loop or
+        ``await watch.aclose()`` ends the subscription. Needs convex/mastra/live.ts deployed
+        (see docs/live.md).
+        """
+        check_id(thread_id, "thread_id")
+        if after is not None:
+            check_id(after, "after")
+        return MessageWatch(self._dispatcher, thread_id, after)
 
     async def iter(
         self,

@@ -1,0 +1,62 @@
+/**
+ * Queries that live subscriptions hold: `mastra/live:messages` (store.messages.watch).
+ *
+ * A subscribed query is re-run after every commit that writes what it read, and its whole
+ * result is sent again when it changes, so these read one bounded page: never a whole thread.
+ * Internal, like the handlers: callable with the admin key; `mastra/public:liveMessages` is the
+ * same query for allow-listed JWT identities.
+ */
+import { internalQueryGeneric } from "convex/server";
+import { v } from "convex/values";
+import type { ReadCtx } from "./lib/common";
+import { byIndex } from "./lib/tables";
+
+/** Most messages one result holds; the watcher moves its cursor past a full page. */
+export const LIVE_PAGE = 100;
+
+export const liveMessagesArgs = {
+  threadId: v.string(),
+  /** `_creationTime` of the last message already seen: only later ones are read. */
+  after: v.optional(v.number()),
+  /** Or the id of that message (its `_creationTime` is looked up on every run). */
+  afterId: v.optional(v.string()),
+};
+
+export interface LiveMessages {
+  /** The thread's messages after the cursor, in commit order (`_creationTime`), at most LIVE_PAGE. */
+  rows: Record<string, unknown>[];
+  /** The page is full: later messages may follow it (the watcher moves its cursor). */
+  full: boolean;
+  /** `afterId` named no message (it was deleted, or never saved): nothing is read. */
+  missing: boolean;
+}
+
+/**
+ * The thread's messages saved after a cursor, oldest first. Commit order, not `createdAt`: a
+ * message saved later with an earlier `createdAt` is still after the cursor, so a watcher
+ * sees it. Reads the page and nothing before the cursor (`by_thread` ends in `_creationTime`).
+ */
+export async function liveMessages(
+  ctx: ReadCtx,
+  args: { threadId: string; after?: number; afterId?: string },
+): Promise<LiveMessages> {
+  let after = args.after;
+  if (after === undefined && args.afterId !== undefined) {
+    const anchor = await ctx.db
+      .query("mastra_messages")
+      .withIndex("by_record_id", (q) => q.eq("id", args.afterId!))
+      .first();
+    if (anchor === null) return { rows: [], full: false, missing: true };
+    after = anchor._creationTime as number;
+  }
+  const bounds = after === undefined ? {} : { gt: after };
+  const rows = await byIndex(ctx, "mastra_messages", "by_thread", [["thread_id", args.threadId]], "_creationTime", bounds).take(
+    LIVE_PAGE,
+  );
+  return { rows, full: rows.length === LIVE_PAGE, missing: false };
+}
+
+export const messages = internalQueryGeneric({
+  args: liveMessagesArgs,
+  handler: async (ctx, args): Promise<LiveMessages> => liveMessages(ctx, args),
+});

@@ -1,0 +1,170 @@
+"""Watchers: ``async for`` over what a live query sees, resumable from a cursor.
+
+A watcher holds one live query (``_live.LiveQuery``) at a time, on the store's one WebSocket.
+Leaving it (``aclose()``, ``async with``, or dropping it after ``break`` or a cancellation)
+removes the subscription from the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from .._dispatch import Dispatcher
+from .._errors import ConfigurationError, FunctionError, NotFoundError, ValidationError
+from .._live import LiveQuery
+from .._models import Message
+
+__all__ = ["MessageWatch"]
+
+_CURSOR = "cm1:"
+# Removals scheduled by dropped watches, referenced until done (the loop keeps weak ones only).
+_closing: set[asyncio.Task[None]] = set()
+
+
+class MessageWatch:
+    """A thread's messages as they are saved: ``async for message in store.messages.watch(...)``.
+
+    Oldest first, each message once, in the order they were committed (``_creationTime``, not
+    ``createdAt``); messages already saved come first, one page of 100 at a time. ``cursor``
+    names the last message yielded: pass it as ``after=`` to a new watch to go on exactly
+    there, in another process or after a restart.
+
+    A slow consumer holds at most one page: the deployment re-runs the query as messages are
+    saved, and this watch reads the newest result when it gets to it. A thread that does not
+    exist yet is watched like an empty one.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, thread_id: str, after: str | None) -> None:
+        self._dispatcher = dispatcher
+        self._thread_id = thread_id
+        self._after_id: str | None = None
+        self._received: float | None = None  # _creationTime of the last message buffered
+        if after is not None and after.startswith(_CURSOR):
+            try:
+                self._received = float(after.removeprefix(_CURSOR))
+            except ValueError:
+                raise ValidationError(f"after: {after!r} is not a cursor", field="after") from None
+        elif after is not None:
+            self._after_id = after
+        self._cursor = after
+        self._buffer: deque[tuple[float, Message]] = deque()
+        self._query: LiveQuery | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<MessageWatch thread={self._thread_id!r} cursor={self._cursor!r}>"
+
+    @property
+    def cursor(self) -> str | None:
+        """Where this watch stands: after the last message it yielded (``after=`` resumes)."""
+        return self._cursor
+
+    def __aiter__(self) -> MessageWatch:
+        return self
+
+    async def __anext__(self) -> Message:
+        if self._closed:
+            raise StopAsyncIteration
+        while not self._buffer:
+            if self._query is None:
+                self._query = await self._dispatcher.subscribe("messages", self._args())
+            try:
+                result = await self._query.next()
+            except asyncio.CancelledError:
+                # The consumer was cancelled (or a wait_for around anext timed out): drop the
+                # subscription now; a later anext subscribes again from where this one stood.
+                self._drop()
+                raise
+            except FunctionError as exc:
+                await self.aclose()
+                raise _explain(exc) from None
+            except ConfigurationError:
+                # The store was closed (its live queries end with it), or refused credentials.
+                ended = self._closed or self._query is None or self._query.closed
+                await self.aclose()
+                if ended:
+                    raise StopAsyncIteration from None
+                raise
+            if self._take(result):
+                # A full page: drain it, then subscribe past it.
+                query, self._query = self._query, None
+                await query.aclose()
+        created, message = self._buffer.popleft()
+        self._cursor = f"{_CURSOR}{created!r}"
+        return message
+
+    async def aclose(self) -> None:
+        """Stop watching: the subscription is removed from the deployment."""
+        self._closed = True
+        query, self._query = self._query, None
+        if query is not None:
+            await query.aclose()
+
+    async def __aenter__(self) -> MessageWatch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Dropped after a `break`: remove the subscription all the same.
+        self._drop()
+
+    def _drop(self) -> None:
+        """Remove the subscription without waiting (from code that cannot await)."""
+        query, self._query = self._query, None
+        if query is None or query.closed:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop (interpreter exit)
+            task = asyncio.get_running_loop().create_task(query.aclose())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    def _args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"threadId": self._thread_id}
+        if self._received is not None:
+            args["after"] = self._received
+        elif self._after_id is not None:
+            args["afterId"] = self._after_id
+        return args
+
+    def _take(self, result: Mapping[str, Any]) -> bool:
+        """Buffer the result's messages not seen yet; whether its page was full."""
+        from .messages import message_from_row
+
+        if result.get("missing"):
+            raise NotFoundError(
+                f"watch {self._thread_id!r}: no message {self._after_id!r} to start after",
+                op="watch",
+                table="mastra_messages",
+                code="NOT_FOUND",
+                details={"id": self._after_id},
+            )
+        for row in result.get("rows", ()):
+            created = float(row["_creationTime"])
+            if self._received is None or created > self._received:
+                self._buffer.append((created, message_from_row(row)))
+                self._received = created
+        return bool(result.get("full"))
+
+
+def _explain(exc: FunctionError) -> FunctionError:
+    text = str(exc)
+    if "Could not find public function" in text:
+        return FunctionError(
+            f"{text}. Live queries need convex-mastra's convex/mastra/live.ts deployed and the "
+            "admin key (with auth_token: mastra/public.ts and an allow-listed identity); the "
+            "stock @mastra/convex functions have none.",
+            path=exc.path,
+        )
+    return exc

@@ -1,0 +1,179 @@
+"""store.messages.watch against a real local deployment: live over the sync protocol."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from convex_mastra import (
+    AuthenticationError,
+    ConvexStore,
+    LocalDeployment,
+    Message,
+    NotFoundError,
+)
+from convex_mastra.pytest_plugin import Deployment
+from tests.conftest import RawHttp
+from tests.domains.test_threads import message, thread
+
+LIVE_PATHS = ("mastra/live:messages", "mastra/live.js:messages")
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def watchers_of(deployment: Deployment | LocalDeployment, thread_id: str) -> int:
+    raw = RawHttp(deployment.url, deployment.admin_key)
+    response = raw.session.get(
+        f"{raw.url}/_local/subscriptions",
+        headers={"Authorization": f"Convex {raw.admin_key}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return sum(
+        1
+        for s in response.json()
+        if s["udfPath"] in LIVE_PATHS and s["args"].get("threadId") == thread_id
+    )
+
+
+async def collect(watch: Any, into: list[Message]) -> None:
+    async for m in watch:
+        into.append(m)
+
+
+async def test_saved_messages_then_new_ones_each_once_in_order(
+    store: ConvexStore, uid: str
+) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    await store.messages.save([message(uid, thread_id, n) for n in range(3)])
+    seen: list[Message] = []
+    consumer = asyncio.create_task(collect(store.messages.watch(thread_id), seen))
+    try:
+        await until(lambda: len(seen) == 3, "the saved messages")
+        for n in range(3, 8):
+            await store.messages.save([message(uid, thread_id, n)])
+        await store.messages.save([message(uid, thread_id, n) for n in range(8, 11)])
+        await until(lambda: len(seen) == 11, "the new messages")
+        await asyncio.sleep(0.2)  # nothing more, nothing twice
+        assert [m.id for m in seen] == [f"m{n}-{uid}" for n in range(11)]
+        assert seen[4].content.parts == [{"type": "text", "text": "message 4"}]
+        assert all(m.thread_id == thread_id for m in seen)
+    finally:
+        consumer.cancel()
+
+
+async def test_a_long_thread_is_read_a_page_at_a_time(store: ConvexStore, uid: str) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    await store.messages.save([message(uid, thread_id, n) for n in range(250)])
+    seen: list[Message] = []
+    async with store.messages.watch(thread_id) as watch:
+        async for m in watch:
+            seen.append(m)
+            if len(seen) == 250:
+                await store.messages.save([message(uid, thread_id, 250)])
+            if len(seen) == 251:
+                break
+    assert [m.id for m in seen] == [f"m{n}-{uid}" for n in range(251)]
+
+
+async def test_resumes_after_a_cursor_or_a_message_id(store: ConvexStore, uid: str) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    await store.messages.save([message(uid, thread_id, n) for n in range(6)])
+    first = store.messages.watch(thread_id)
+    assert first.cursor is None
+    got = [await anext(first) for _ in range(4)]
+    assert [m.id for m in got] == [f"m{n}-{uid}" for n in range(4)]
+    cursor = first.cursor
+    assert cursor is not None
+    await first.aclose()
+    await store.messages.save([message(uid, thread_id, 6)])
+
+    again = store.messages.watch(thread_id, after=cursor)
+    assert [(await anext(again)).id for _ in range(3)] == [f"m{n}-{uid}" for n in (4, 5, 6)]
+    await again.aclose()
+    by_id = store.messages.watch(thread_id, after=f"m2-{uid}")
+    assert [(await anext(by_id)).id for _ in range(4)] == [f"m{n}-{uid}" for n in (3, 4, 5, 6)]
+    await by_id.aclose()
+
+    with pytest.raises(NotFoundError, match="no message 'nope'"):
+        await anext(store.messages.watch(thread_id, after="nope"))
+
+
+async def test_leaving_a_watch_removes_its_subscription(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    await store.messages.save([message(uid, thread_id, 0)])
+    async with store.messages.watch(thread_id) as watch:
+        async for _ in watch:
+            assert watchers_of(convex_deployment, thread_id) == 1
+            break
+    assert watchers_of(convex_deployment, thread_id) == 0
+
+    # `break` without `async with`: dropping the watch removes it.
+    async for _ in store.messages.watch(thread_id):
+        break
+    await until(lambda: watchers_of(convex_deployment, thread_id) == 0, "the removal")
+
+    # A cancelled consumer: the same.
+    seen: list[Message] = []
+    consumer = asyncio.create_task(collect(store.messages.watch(thread_id), seen))
+    await until(lambda: len(seen) == 1, "the first message")
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    await until(lambda: watchers_of(convex_deployment, thread_id) == 0, "the removal")
+
+
+async def test_a_wrong_admin_key_is_refused_clearly(convex_deployment: Deployment) -> None:
+    async with ConvexStore(convex_deployment.url, "not-the-admin-key") as store:
+        with pytest.raises(AuthenticationError, match="refused the credentials") as caught:
+            await anext(store.messages.watch("t-any"))
+        assert "not-the-admin-key" not in str(caught.value)
+
+
+async def test_watchers_survive_a_restart_and_see_every_acknowledged_message_once() -> None:
+    with LocalDeployment() as local:
+        async with ConvexStore(local.url, local.admin_key) as store:
+            uid = "restart"
+            thread_id = (await store.threads.save(thread(uid))).id
+            watchers = [store.messages.watch(thread_id) for _ in range(5)]
+            seen: list[list[Message]] = [[] for _ in watchers]
+            consumers = [
+                asyncio.create_task(collect(w, s)) for w, s in zip(watchers, seen, strict=True)
+            ]
+            acknowledged: list[str] = []
+
+            async def write(start: int, stop: int) -> None:
+                for n in range(start, stop):
+                    try:
+                        await store.messages.save([message(uid, thread_id, n)])
+                    except Exception:  # a save that may or may not have committed: not counted
+                        continue
+                    acknowledged.append(f"m{n}-{uid}")
+
+            try:
+                await write(0, 20)
+                local.kill()
+                local.start()  # same port and data directory
+                await write(20, 40)
+                await until(
+                    lambda: all(set(acknowledged) <= {m.id for m in s} for s in seen),
+                    "every acknowledged message, on every watcher",
+                    seconds=30,
+                )
+                for s in seen:
+                    ids = [m.id for m in s]
+                    assert len(ids) == len(set(ids)), "a message yielded twice"
+                    assert [i for i in ids if i in acknowledged] == acknowledged
+            finally:
+                for c in consumers:
+                    c.cancel()

@@ -4,7 +4,7 @@ import logging
 
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
-from ._domains._watch import MessageWatch
+from ._domains._watch import MessageWatch, RunWatch
 from ._domains.background_tasks import BackgroundTask
 from ._domains.channels import ChannelConfig, ChannelInstallation
 from ._domains.messages import DateRange, Include
@@ -78,6 +78,7 @@ __all__ = [
     "RequestTimeoutError",
     "Resource",
     "RetryPolicy",
+    "RunWatch",
     "Schedule",
     "ScheduleTrigger",
     "Score",

@@ -177,3 +177,52 @@ async def test_watchers_survive_a_restart_and_see_every_acknowledged_message_onc
             finally:
                 for c in consumers:
                     c.cancel()
+
+
+async def test_a_run_is_yielded_as_it_changes_until_it_finishes(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    from tests.domains.test_workflows import snapshot
+
+    name, run_id = f"wf-{uid}", f"run-{uid}"
+    statuses: list[str | None] = []
+
+    async def follow() -> None:
+        # Started before the run exists: it waits for it.
+        async for run in store.workflows.watch(name, run_id):
+            assert run.workflow_name == name and run.run_id == run_id
+            statuses.append(getattr(run.snapshot, "status", None))
+
+    consumer = asyncio.create_task(follow())
+    await until(lambda: watchers_of_run(convex_deployment, run_id) == 1, "the subscription")
+    await store.workflows.persist_snapshot(name, run_id, snapshot(run_id, "running"))
+    await until(lambda: statuses == ["running"], "the new run")
+    await store.workflows.update_state(name, run_id, status="suspended")
+    await until(lambda: statuses[-1:] == ["suspended"], "the suspension")
+    await store.workflows.update_state(name, run_id, status="success")
+    await asyncio.wait_for(consumer, 15)  # the loop ends after a terminal status
+    assert statuses == ["running", "suspended", "success"]
+    await until(lambda: watchers_of_run(convex_deployment, run_id) == 0, "the removal")
+
+    # A finished run: yielded once, then the loop ends.
+    assert [r.run_id async for r in store.workflows.watch(name, run_id)] == [run_id]
+
+    # A run deleted while watched ends the loop.
+    other = f"other-{uid}"
+    await store.workflows.persist_snapshot(name, other, snapshot(other, "running"))
+    seen = []
+    async for run in store.workflows.watch(name, other):
+        seen.append(run.run_id)
+        await store.workflows.delete_run(other, name)
+    assert seen == [other]
+
+
+def watchers_of_run(deployment: Deployment, run_id: str) -> int:
+    raw = RawHttp(deployment.url, deployment.admin_key)
+    response = raw.session.get(
+        f"{raw.url}/_local/subscriptions",
+        headers={"Authorization": f"Convex {raw.admin_key}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return sum(1 for s in response.json() if s["args"].get("runId") == run_id)

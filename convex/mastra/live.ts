@@ -1,10 +1,11 @@
 /**
- * Queries that live subscriptions hold: `mastra/live:messages` (store.messages.watch).
+ * Queries that live subscriptions hold: `mastra/live:messages` (store.messages.watch) and
+ * `mastra/live:workflowRun` (store.workflows.watch).
  *
  * A subscribed query is re-run after every commit that writes what it read, and its whole
  * result is sent again when it changes, so these read one bounded page: never a whole thread.
- * Internal, like the handlers: callable with the admin key; `mastra/public:liveMessages` is the
- * same query for allow-listed JWT identities.
+ * Internal, like the handlers: callable with the admin key; `mastra/public:liveMessages` and
+ * `mastra/public:liveWorkflowRun` are the same queries for allow-listed JWT identities.
  */
 import { internalQueryGeneric } from "convex/server";
 import { v } from "convex/values";
@@ -59,4 +60,22 @@ export async function liveMessages(
 export const messages = internalQueryGeneric({
   args: liveMessagesArgs,
   handler: async (ctx, args): Promise<LiveMessages> => liveMessages(ctx, args),
+});
+
+export const workflowRunArgs = { workflowName: v.string(), runId: v.string() };
+
+/** The run's stored row, or null: one document, read by its natural key. */
+export async function workflowRunRow(
+  ctx: ReadCtx,
+  args: { workflowName: string; runId: string },
+): Promise<Record<string, unknown> | null> {
+  return await byIndex(ctx, "mastra_workflow_snapshots", "by_workflow_run", [
+    ["workflow_name", args.workflowName],
+    ["run_id", args.runId],
+  ]).first();
+}
+
+export const workflowRun = internalQueryGeneric({
+  args: workflowRunArgs,
+  handler: async (ctx, args): Promise<Record<string, unknown> | null> => workflowRunRow(ctx, args),
 });

@@ -1,6 +1,6 @@
 /**
  * Authenticated public entry points: `mastra/public:storage`, `mastra/public:cache` and the
- * live query `mastra/public:liveMessages`.
+ * live queries `mastra/public:liveMessages` and `mastra/public:liveWorkflowRun`.
  *
  * For runtimes that must not hold the deployment's admin key. They take the
  * same requests as the internal handlers, but every call must carry a user
@@ -19,7 +19,13 @@ import { mutationGeneric, queryGeneric } from "convex/server";
 import { ConvexError } from "convex/values";
 import { cacheArgs, handleCache } from "./cache";
 import type { ReadCtx, Response } from "./lib/common";
-import { liveMessages as readLiveMessages, liveMessagesArgs, type LiveMessages } from "./live";
+import {
+  liveMessages as readLiveMessages,
+  liveMessagesArgs,
+  workflowRunArgs,
+  workflowRunRow,
+  type LiveMessages,
+} from "./live";
 import { handleStorage, storageArgs } from "./storage";
 
 declare const process: { env: Record<string, string | undefined> };
@@ -68,5 +74,14 @@ export const liveMessages = queryGeneric({
   handler: async (ctx, args): Promise<LiveMessages> => {
     await requireAllowedIdentity(ctx);
     return readLiveMessages(ctx, args);
+  },
+});
+
+/** `mastra/live:workflowRun` for allow-listed identities (store.workflows.watch with auth_token). */
+export const liveWorkflowRun = queryGeneric({
+  args: workflowRunArgs,
+  handler: async (ctx, args): Promise<Record<string, unknown> | null> => {
+    await requireAllowedIdentity(ctx);
+    return workflowRunRow(ctx, args);
   },
 });

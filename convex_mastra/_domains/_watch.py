@@ -1,8 +1,9 @@
-"""Watchers: ``async for`` over what a live query sees, resumable from a cursor.
+"""Watchers: ``async for`` over what a live query sees.
 
-A watcher holds one live query (``_live.LiveQuery``) at a time, on the store's one WebSocket.
-Leaving it (``aclose()``, ``async with``, or dropping it after ``break`` or a cancellation)
-removes the subscription from the deployment.
+A watcher holds one live query (``_live.LiveQuery``) at a time, on the store's one WebSocket,
+and turns its results into items. Leaving it (``aclose()``, ``async with``, or dropping it after
+``break`` or a cancellation) removes the subscription from the deployment. ``store.close()``
+ends its loop.
 """
 
 from __future__ import annotations
@@ -12,67 +13,45 @@ import contextlib
 from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._dispatch import Dispatcher
 from .._errors import ConfigurationError, FunctionError, NotFoundError, ValidationError
 from .._live import LiveQuery
-from .._models import Message
+from .._models import Message, WorkflowRun
 
-__all__ = ["MessageWatch"]
+__all__ = ["MessageWatch", "RunWatch"]
 
+T = TypeVar("T")
+W = TypeVar("W", bound="_Watch[Any]")
 _CURSOR = "cm1:"
 # Removals scheduled by dropped watches, referenced until done (the loop keeps weak ones only).
 _closing: set[asyncio.Task[None]] = set()
 
 
-class MessageWatch:
-    """A thread's messages as they are saved: ``async for message in store.messages.watch(...)``.
+class _Watch(Generic[T]):
+    """The subscription's lifecycle; a subclass says what to subscribe to (``_args``) and what
+    a result holds (``_take``)."""
 
-    Oldest first, each message once, in the order they were committed (``_creationTime``, not
-    ``createdAt``); messages already saved come first, one page of 100 at a time. ``cursor``
-    names the last message yielded: pass it as ``after=`` to a new watch to go on exactly
-    there, in another process or after a restart.
+    _query_name = ""
 
-    A slow consumer holds at most one page: the deployment re-runs the query as messages are
-    saved, and this watch reads the newest result when it gets to it. A thread that does not
-    exist yet is watched like an empty one.
-    """
-
-    def __init__(self, dispatcher: Dispatcher, thread_id: str, after: str | None) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
-        self._thread_id = thread_id
-        self._after_id: str | None = None
-        self._received: float | None = None  # _creationTime of the last message buffered
-        if after is not None and after.startswith(_CURSOR):
-            try:
-                self._received = float(after.removeprefix(_CURSOR))
-            except ValueError:
-                raise ValidationError(f"after: {after!r} is not a cursor", field="after") from None
-        elif after is not None:
-            self._after_id = after
-        self._cursor = after
-        self._buffer: deque[tuple[float, Message]] = deque()
+        self._buffer: deque[T] = deque()
         self._query: LiveQuery | None = None
         self._closed = False
+        self._finished = False  # nothing follows what is buffered
 
-    def __repr__(self) -> str:
-        return f"<MessageWatch thread={self._thread_id!r} cursor={self._cursor!r}>"
-
-    @property
-    def cursor(self) -> str | None:
-        """Where this watch stands: after the last message it yielded (``after=`` resumes)."""
-        return self._cursor
-
-    def __aiter__(self) -> MessageWatch:
+    def __aiter__(self: W) -> W:
         return self
 
-    async def __anext__(self) -> Message:
-        if self._closed:
-            raise StopAsyncIteration
+    async def __anext__(self) -> T:
         while not self._buffer:
+            if self._closed or self._finished:
+                await self.aclose()
+                raise StopAsyncIteration
             if self._query is None:
-                self._query = await self._dispatcher.subscribe("messages", self._args())
+                self._query = await self._dispatcher.subscribe(self._query_name, self._args())
             try:
                 result = await self._query.next()
             except asyncio.CancelledError:
@@ -91,12 +70,10 @@ class MessageWatch:
                     raise StopAsyncIteration from None
                 raise
             if self._take(result):
-                # A full page: drain it, then subscribe past it.
+                # Read to its end: drain the buffer, then subscribe past it.
                 query, self._query = self._query, None
                 await query.aclose()
-        created, message = self._buffer.popleft()
-        self._cursor = f"{_CURSOR}{created!r}"
-        return message
+        return self._yielded(self._buffer.popleft())
 
     async def aclose(self) -> None:
         """Stop watching: the subscription is removed from the deployment."""
@@ -105,7 +82,7 @@ class MessageWatch:
         if query is not None:
             await query.aclose()
 
-    async def __aenter__(self) -> MessageWatch:
+    async def __aenter__(self: W) -> W:
         return self
 
     async def __aexit__(
@@ -131,6 +108,55 @@ class MessageWatch:
             task.add_done_callback(_closing.discard)
 
     def _args(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _take(self, result: Any) -> bool:
+        """Buffer the result's new items; True when the next items need a new subscription."""
+        raise NotImplementedError
+
+    def _yielded(self, item: T) -> T:
+        return item
+
+
+class MessageWatch(_Watch[Message]):
+    """A thread's messages as they are saved: ``async for message in store.messages.watch(...)``.
+
+    Oldest first, each message once, in the order they were committed (``_creationTime``, not
+    ``createdAt``); messages already saved come first, one page of 100 at a time. ``cursor``
+    names the last message yielded: pass it as ``after=`` to a new watch to go on exactly
+    there, in another process or after a restart.
+
+    A slow consumer holds at most one page: the deployment re-runs the query as messages are
+    saved, and this watch reads the newest result when it gets to it. A thread that does not
+    exist yet is watched like an empty one.
+    """
+
+    _query_name = "messages"
+
+    def __init__(self, dispatcher: Dispatcher, thread_id: str, after: str | None) -> None:
+        super().__init__(dispatcher)
+        self._thread_id = thread_id
+        self._after_id: str | None = None
+        self._received: float | None = None  # _creationTime of the last message buffered
+        if after is not None and after.startswith(_CURSOR):
+            try:
+                self._received = float(after.removeprefix(_CURSOR))
+            except ValueError:
+                raise ValidationError(f"after: {after!r} is not a cursor", field="after") from None
+        elif after is not None:
+            self._after_id = after
+        self._cursor = after
+        self._created: deque[float] = deque()  # _creationTime of each buffered message
+
+    def __repr__(self) -> str:
+        return f"<MessageWatch thread={self._thread_id!r} cursor={self._cursor!r}>"
+
+    @property
+    def cursor(self) -> str | None:
+        """Where this watch stands: after the last message it yielded (``after=`` resumes)."""
+        return self._cursor
+
+    def _args(self) -> dict[str, Any]:
         args: dict[str, Any] = {"threadId": self._thread_id}
         if self._received is not None:
             args["after"] = self._received
@@ -139,7 +165,6 @@ class MessageWatch:
         return args
 
     def _take(self, result: Mapping[str, Any]) -> bool:
-        """Buffer the result's messages not seen yet; whether its page was full."""
         from .messages import message_from_row
 
         if result.get("missing"):
@@ -153,9 +178,57 @@ class MessageWatch:
         for row in result.get("rows", ()):
             created = float(row["_creationTime"])
             if self._received is None or created > self._received:
-                self._buffer.append((created, message_from_row(row)))
+                self._buffer.append(message_from_row(row))
+                self._created.append(created)
                 self._received = created
-        return bool(result.get("full"))
+        return bool(result.get("full"))  # a full page: later messages follow it
+
+    def _yielded(self, item: Message) -> Message:
+        self._cursor = f"{_CURSOR}{self._created.popleft()!r}"
+        return item
+
+
+TERMINAL_STATUSES = frozenset({"success", "failed", "canceled", "bailed", "tripwire"})
+"""Workflow run statuses after which a run does not change (Mastra core 1.71)."""
+
+
+class RunWatch(_Watch[WorkflowRun]):
+    """A workflow run each time it changes: ``async for run in store.workflows.watch(...)``.
+
+    Starts with the run as it is (or waits for it to be created), then yields it again after
+    each change, and ends after a run in a terminal status (``success``, ``failed``,
+    ``canceled``, ``bailed``, ``tripwire``), or when the run is deleted. A consumer slower
+    than the changes sees the newest state, not every state in between.
+    """
+
+    _query_name = "workflowRun"
+
+    def __init__(self, dispatcher: Dispatcher, workflow_name: str, run_id: str) -> None:
+        super().__init__(dispatcher)
+        self._workflow_name = workflow_name
+        self._run_id = run_id
+        self._last: Mapping[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RunWatch {self._workflow_name!r} run={self._run_id!r}>"
+
+    def _args(self) -> dict[str, Any]:
+        return {"workflowName": self._workflow_name, "runId": self._run_id}
+
+    def _take(self, result: Mapping[str, Any] | None) -> bool:
+        from .workflows import run_from_row
+
+        if result is None:
+            self._finished = self._last is not None  # deleted after it was seen
+            return False
+        if result != self._last:  # a reconnect answers the same row again
+            self._last = result
+            run = run_from_row(result)
+            self._buffer.append(run)
+            snapshot = run.snapshot
+            status = getattr(snapshot, "status", None) or result.get("status")
+            self._finished = status in TERMINAL_STATUSES
+        return False
 
 
 def _explain(exc: FunctionError) -> FunctionError:

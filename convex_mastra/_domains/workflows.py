@@ -17,6 +17,7 @@ from .._errors import StorageOperationError, ValidationError
 from .._models import Page, WorkflowRun, WorkflowSnapshot, coerce
 from .._paging import IndexQuery, check_paging
 from ._base import Domain, check_id, now_iso
+from ._watch import RunWatch
 
 __all__ = ["Workflows"]
 
@@ -285,6 +286,18 @@ class Workflows(Domain):
         return await (await self._rows()).page(
             query, run_from_row, page=page, per_page=per_page, descending=True
         )
+
+    def watch(self, workflow_name: str, run_id: str) -> RunWatch:
+        """The run each time it changes, live: ``async for run in store.workflows.watch(...)``.
+
+        Starts with the run as it is (waiting for it to be created if need be) and ends after
+        it reaches a terminal status (``success``, ``failed``, ``canceled``, ``bailed``,
+        ``tripwire``) or is deleted. A slow consumer sees the newest state, not each one in
+        between. Over the store's one WebSocket; see docs/live.md.
+        """
+        check_id(workflow_name, "workflow_name")
+        check_id(run_id, "run_id")
+        return RunWatch(self._dispatcher, workflow_name, run_id)
 
     async def get_run(self, run_id: str, *, workflow_name: str | None = None) -> WorkflowRun | None:
         """The run, or None. Without ``workflow_name``, the newest run with this id."""

@@ -4,7 +4,7 @@ import logging
 
 from ._cache import ConvexServerCache
 from ._dispatch import HandlerInfo
-from ._domains._watch import MessageWatch, RunWatch
+from ._domains._watch import ListWatch, MessageWatch, RunWatch
 from ._domains.background_tasks import BackgroundTask
 from ._domains.channels import ChannelConfig, ChannelInstallation
 from ._domains.messages import DateRange, Include
@@ -64,6 +64,7 @@ __all__ = [
     "HttpTransport",
     "Include",
     "IndexStats",
+    "ListWatch",
     "LocalDeployment",
     "LocalDeploymentError",
     "Message",

@@ -23,6 +23,7 @@ import orjson
 
 from ._codec import MAX_DOCUMENT_BYTES, json_text
 from ._dispatch import MAX_CALLS, NULL, Dispatcher, HandlerInfo, batches
+from ._domains._watch import ListWatch
 from ._errors import (
     BatchLimitError,
     ConfigurationError,
@@ -226,6 +227,20 @@ class ConvexServerCache(Closable):
             if isinstance(index, bool) or not isinstance(index, int):
                 raise ValidationError(f"{name} must be an int, not {index!r}", field=name)
         return await (await self._protocol()).range(key, full, start, stop)
+
+    def watch_list(self, key: str, start: int = 0) -> ListWatch:
+        """The list's items from index ``start`` as they are pushed, live:
+        ``async for item in cache.watch_list(key)``.
+
+        Each item once, in order; items already there come first. Stream replay across
+        processes without polling: over one WebSocket per cache, opened on first use. Leaving
+        the loop (or ``await watch.aclose()``) ends the subscription. Needs our cache handler's
+        item rows and convex/mastra/live.ts (see docs/live.md).
+        """
+        full = self._key(key)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValidationError(f"start must be an int >= 0, not {start!r}", field="start")
+        return ListWatch(self._dispatcher, key, full, start)
 
     def _range_limit(self, key: str, start: int, stop: int, read: int) -> BatchLimitError:
         return BatchLimitError(

@@ -65,6 +65,7 @@ def refusal(op: str, where: str, table: str | None, answer: Mapping[str, Any]) -
 LIVE_QUERIES: dict[str, tuple[str, str]] = {
     "messages": ("mastra/live:messages", "mastra/public:liveMessages"),
     "workflowRun": ("mastra/live:workflowRun", "mastra/public:liveWorkflowRun"),
+    "cacheList": ("mastra/live:cacheList", "mastra/public:liveCacheList"),
 }
 """Live queries by name: (the internal function, the public one for allow-listed JWTs)."""
 

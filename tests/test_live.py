@@ -10,6 +10,7 @@ import pytest
 
 from convex_mastra import (
     AuthenticationError,
+    ConvexServerCache,
     ConvexStore,
     LocalDeployment,
     Message,
@@ -226,3 +227,32 @@ def watchers_of_run(deployment: Deployment, run_id: str) -> int:
     )
     response.raise_for_status()
     return sum(1 for s in response.json() if s["args"].get("runId") == run_id)
+
+
+async def test_a_cache_list_is_yielded_as_it_is_pushed(
+    convex_deployment: Deployment, uid: str
+) -> None:
+    async with ConvexServerCache(
+        convex_deployment.url, convex_deployment.admin_key, key_prefix=f"live:{uid}:"
+    ) as cache:
+        await cache.list_push_many("stream", [{"chunk": n} for n in range(150)])
+        seen: list[Any] = []
+        watch = cache.watch_list("stream")
+        consumer = asyncio.create_task(collect(watch, seen))
+        try:
+            await until(lambda: len(seen) == 150, "the items already pushed")
+            for n in range(150, 155):
+                await cache.list_push("stream", {"chunk": n})
+            await until(lambda: len(seen) == 155, "the new items")
+            await asyncio.sleep(0.2)
+            assert seen == [{"chunk": n} for n in range(155)]
+            assert watch.index == 155
+        finally:
+            consumer.cancel()
+
+        # From an index: the rest of the list, then what comes next.
+        later = cache.watch_list("stream", start=153)
+        assert [await anext(later) for _ in range(2)] == [{"chunk": 153}, {"chunk": 154}]
+        await cache.list_push("stream", "last")
+        assert await anext(later) == "last"
+        await later.aclose()

@@ -1,11 +1,13 @@
 /**
- * Queries that live subscriptions hold: `mastra/live:messages` (store.messages.watch) and
- * `mastra/live:workflowRun` (store.workflows.watch).
+ * Queries that live subscriptions hold: `mastra/live:messages` (store.messages.watch),
+ * `mastra/live:workflowRun` (store.workflows.watch) and `mastra/live:cacheList`
+ * (cache.watch_list).
  *
  * A subscribed query is re-run after every commit that writes what it read, and its whole
  * result is sent again when it changes, so these read one bounded page: never a whole thread.
- * Internal, like the handlers: callable with the admin key; `mastra/public:liveMessages` and
- * `mastra/public:liveWorkflowRun` are the same queries for allow-listed JWT identities.
+ * Internal, like the handlers: callable with the admin key; `mastra/public:liveMessages`,
+ * `mastra/public:liveWorkflowRun` and `mastra/public:liveCacheList` are the same queries for
+ * allow-listed JWT identities.
  */
 import { internalQueryGeneric } from "convex/server";
 import { v } from "convex/values";
@@ -78,4 +80,28 @@ export async function workflowRunRow(
 export const workflowRun = internalQueryGeneric({
   args: workflowRunArgs,
   handler: async (ctx, args): Promise<Record<string, unknown> | null> => workflowRunRow(ctx, args),
+});
+
+export const cacheListArgs = { key: v.string(), start: v.number() };
+
+export interface LiveCacheList {
+  /** The list's items from `start` on (stored JSON text), at most LIVE_PAGE, by index. */
+  items: { index: number; value: string }[];
+  full: boolean;
+}
+
+/** Items of the cache list at `key` (the full, prefixed key) from index `start`. */
+export async function cacheListItems(ctx: ReadCtx, args: { key: string; start: number }): Promise<LiveCacheList> {
+  const rows = await byIndex(ctx, "mastra_cache_list_items", "by_key_index", [["key", args.key]], "index", {
+    gte: args.start,
+  }).take(LIVE_PAGE);
+  return {
+    items: rows.map((row) => ({ index: row["index"] as number, value: row["value"] as string })),
+    full: rows.length === LIVE_PAGE,
+  };
+}
+
+export const cacheList = internalQueryGeneric({
+  args: cacheListArgs,
+  handler: async (ctx, args): Promise<LiveCacheList> => cacheListItems(ctx, args),
 });

@@ -1,6 +1,7 @@
 /**
  * Authenticated public entry points: `mastra/public:storage`, `mastra/public:cache` and the
- * live queries `mastra/public:liveMessages` and `mastra/public:liveWorkflowRun`.
+ * live queries `mastra/public:liveMessages`, `mastra/public:liveWorkflowRun` and
+ * `mastra/public:liveCacheList`.
  *
  * For runtimes that must not hold the deployment's admin key. They take the
  * same requests as the internal handlers, but every call must carry a user
@@ -20,10 +21,13 @@ import { ConvexError } from "convex/values";
 import { cacheArgs, handleCache } from "./cache";
 import type { ReadCtx, Response } from "./lib/common";
 import {
+  cacheListArgs,
+  cacheListItems,
   liveMessages as readLiveMessages,
   liveMessagesArgs,
   workflowRunArgs,
   workflowRunRow,
+  type LiveCacheList,
   type LiveMessages,
 } from "./live";
 import { handleStorage, storageArgs } from "./storage";
@@ -83,5 +87,14 @@ export const liveWorkflowRun = queryGeneric({
   handler: async (ctx, args): Promise<Record<string, unknown> | null> => {
     await requireAllowedIdentity(ctx);
     return workflowRunRow(ctx, args);
+  },
+});
+
+/** `mastra/live:cacheList` for allow-listed identities. */
+export const liveCacheList = queryGeneric({
+  args: cacheListArgs,
+  handler: async (ctx, args): Promise<LiveCacheList> => {
+    await requireAllowedIdentity(ctx);
+    return cacheListItems(ctx, args);
   },
 });

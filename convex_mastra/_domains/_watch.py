@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from .._dispatch import Dispatcher
 from .._errors import ConfigurationError, FunctionError, NotFoundError, ValidationError
 from .._live import LiveQuery
 from .._models import Message, WorkflowRun
 
-__all__ = ["MessageWatch", "RunWatch"]
+__all__ = ["ListWatch", "MessageWatch", "RunWatch"]
 
 T = TypeVar("T")
 W = TypeVar("W", bound="_Watch[Any]")
@@ -229,6 +231,42 @@ class RunWatch(_Watch[WorkflowRun]):
             status = getattr(snapshot, "status", None) or result.get("status")
             self._finished = status in TERMINAL_STATUSES
         return False
+
+
+class ListWatch(_Watch[Any]):
+    """A cache list's items as they are pushed: ``async for item in cache.watch_list(key)``.
+
+    Each item once, in list order, from index ``start`` on; items already in the list come
+    first, 100 at a time. ``index`` is the index of the next item to yield: pass it as
+    ``start=`` to go on there. A list that does not exist yet is watched like an empty one.
+    """
+
+    _query_name = "cacheList"
+
+    def __init__(self, dispatcher: Dispatcher, key: str, full_key: str, start: int) -> None:
+        super().__init__(dispatcher)
+        self._key = key
+        self._full_key = full_key
+        self._next = start  # index of the next item to buffer
+        self.index = start
+        """Index of the next item this watch yields."""
+
+    def __repr__(self) -> str:
+        return f"<ListWatch key={self._key!r} index={self.index}>"
+
+    def _args(self) -> dict[str, Any]:
+        return {"key": self._full_key, "start": self._next}
+
+    def _take(self, result: Mapping[str, Any]) -> bool:
+        for item in result.get("items", ()):
+            if int(item["index"]) == self._next:  # a reconnect answers the same items again
+                self._buffer.append(orjson.loads(item["value"]))
+                self._next += 1
+        return bool(result.get("full"))
+
+    def _yielded(self, item: Any) -> Any:
+        self.index += 1
+        return item
 
 
 def _explain(exc: FunctionError) -> FunctionError:

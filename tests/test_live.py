@@ -146,26 +146,30 @@ async def test_watchers_survive_a_restart_and_see_every_acknowledged_message_onc
         async with ConvexStore(local.url, local.admin_key) as store:
             uid = "restart"
             thread_id = (await store.threads.save(thread(uid))).id
-            watchers = [store.messages.watch(thread_id) for _ in range(5)]
+            watchers = [store.messages.watch(thread_id) for _ in range(50)]
             seen: list[list[Message]] = [[] for _ in watchers]
             consumers = [
                 asyncio.create_task(collect(w, s)) for w, s in zip(watchers, seen, strict=True)
             ]
             acknowledged: list[str] = []
 
-            async def write(start: int, stop: int) -> None:
-                for n in range(start, stop):
+            async def write() -> None:
+                for n in range(60):
                     try:
                         await store.messages.save([message(uid, thread_id, n)])
                     except Exception:  # a save that may or may not have committed: not counted
                         continue
                     acknowledged.append(f"m{n}-{uid}")
+                    await asyncio.sleep(0.005)
 
+            writer = asyncio.create_task(write())
             try:
-                await write(0, 20)
-                local.kill()
-                local.start()  # same port and data directory
-                await write(20, 40)
+                await until(lambda: len(acknowledged) >= 15, "some saves")
+                # Off the loop, so the writer and the watchers run through the kill and restart.
+                await asyncio.to_thread(local.kill)
+                await asyncio.to_thread(local.start)  # same port and data directory
+                await writer
+                assert len(acknowledged) > 30
                 await until(
                     lambda: all(set(acknowledged) <= {m.id for m in s} for s in seen),
                     "every acknowledged message, on every watcher",
@@ -256,3 +260,56 @@ async def test_a_cache_list_is_yielded_as_it_is_pushed(
         await cache.list_push("stream", "last")
         assert await anext(later) == "last"
         await later.aclose()
+
+
+async def test_messages_saved_by_the_typescript_client_are_yielded(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    from tests.domains.conftest import date
+    from tests.local.test_ts_client import run_ts_client
+
+    thread_id = f"ts-live-{uid}"
+    seen: list[Message] = []
+    consumer = asyncio.create_task(collect(store.messages.watch(thread_id), seen))
+    when = "2026-11-23T09:00:00.000Z"
+    calls = [
+        {
+            "domain": "memory",
+            "method": "saveThread",
+            "args": {
+                "thread": {
+                    "id": thread_id,
+                    "resourceId": f"r-{uid}",
+                    "title": "from TypeScript",
+                    "createdAt": date(when),
+                    "updatedAt": date(when),
+                }
+            },
+        },
+        {
+            "domain": "memory",
+            "method": "saveMessages",
+            "args": {
+                "messages": [
+                    {
+                        "id": f"ts-m{n}-{uid}",
+                        "threadId": thread_id,
+                        "resourceId": f"r-{uid}",
+                        "role": "user",
+                        "type": "v2",
+                        "createdAt": date(f"2026-11-23T09:00:0{n}.000Z"),
+                        "content": {"format": 2, "parts": [{"type": "text", "text": f"ts {n}"}]},
+                    }
+                    for n in range(2)
+                ]
+            },
+        },
+    ]
+    try:
+        await until(lambda: watchers_of(convex_deployment, thread_id) == 1, "the subscription")
+        await asyncio.to_thread(run_ts_client, convex_deployment, calls)
+        await until(lambda: len(seen) == 2, "the TypeScript client's messages")
+        assert [m.id for m in seen] == [f"ts-m0-{uid}", f"ts-m1-{uid}"]
+        assert [m.content.parts[0]["text"] for m in seen] == ["ts 0", "ts 1"]
+    finally:
+        consumer.cancel()

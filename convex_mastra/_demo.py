@@ -133,6 +133,20 @@ async def _conversation(store: ConvexStore, cache: ConvexServerCache) -> None:
         lambda: store.messages.update([{"id": recent.items[1].id, "threadId": threads[1]}]),
         lambda moved: f"now in {moved[0].thread_id}",
     )
+
+    async def live_reply() -> str:
+        # A watcher on the thread, after its newest message: the reply saved next arrives.
+        newest = (await store.messages.list(threads[0], per_page=1, direction="DESC")).items[0]
+        async with store.messages.watch(threads[0], after=newest.id) as watch:
+            reply = {**messages[0], "id": f"{run}-live", "role": "assistant"}
+            await store.messages.save([{**reply, "createdAt": now + timedelta(minutes=10)}])
+            return (await anext(watch)).id
+
+    await s.step(
+        "watch a thread: a new reply arrives",
+        live_reply,
+        lambda got: f"{got} pushed over the WebSocket",
+    )
     counts = [(await store.messages.list(t, per_page=1)).total for t in threads]
     print(f"  {'':<34} {'':>11}  threads now hold {counts[0]} and {counts[1]} messages")
 

@@ -45,6 +45,7 @@ _OPEN_TIMEOUT = 10.0
 _PING = 20.0
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 10.0
+_AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 _BIG_MESSAGE = 64 * 1024  # bytes; decoding more on the loop would stall it for milliseconds
 
 
@@ -253,12 +254,22 @@ class SyncClient:
             query._deliver(change.get("value"))
         elif change.get("type") == "QueryFailed":
             message = self._redact(str(change.get("errorMessage", "unknown error")))
-            error_data = change.get("errorData")
+            raw = change.get("errorData")
+            error_data = None if raw is None else json_to_convex(raw)
+            if isinstance(error_data, dict) and error_data.get("code") in _AUTH_CODES:
+                # Raised by convex/mastra/public.ts for a missing or non-allow-listed identity.
+                code, reason = str(error_data["code"]), str(error_data.get("message", ""))
+                query._fail(
+                    AuthenticationError(
+                        f"live query {query.path} refused the caller ({code}): {reason}"
+                    )
+                )
+                return
             query._fail(
                 FunctionError(
                     f"live query {query.path} failed: {message}",
                     path=query.path,
-                    error_data=None if error_data is None else json_to_convex(error_data),
+                    error_data=error_data,
                 )
             )
 

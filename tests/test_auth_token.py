@@ -83,3 +83,18 @@ async def test_a_token_is_not_an_admin_key(allow_listed: LocalDeployment) -> Non
 def convex_deployment_local() -> Iterator[LocalDeployment]:
     with LocalDeployment() as local:
         yield local
+
+
+async def test_an_allow_listed_identity_can_watch_and_others_are_refused(
+    allow_listed: LocalDeployment, uid: str
+) -> None:
+    from tests.domains.test_threads import message, thread
+
+    async with ConvexStore(allow_listed.url, auth_token=_jwt("svc-agent")) as store:
+        thread_id = (await store.threads.save(thread(uid))).id
+        await store.messages.save([message(uid, thread_id, 0)])
+        async with store.messages.watch(thread_id) as watch:  # mastra/public:liveMessages
+            assert (await anext(watch)).id == f"m0-{uid}"
+    async with ConvexStore(allow_listed.url, auth_token=_jwt("intruder")) as store:
+        with pytest.raises(AuthenticationError, match="FORBIDDEN"):
+            await anext(store.messages.watch(thread_id))

@@ -29,4 +29,5 @@ def test_demo_runs_twice_on_one_data_directory(tmp_path: Path) -> None:
             assert line in proc.stdout, proc.stdout
         assert str(data) in proc.stdout  # the user is told where the data lives
         assert "in order: True" in proc.stdout
+        assert "pushed over the WebSocket" in proc.stdout
     assert any(data.iterdir())

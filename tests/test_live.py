@@ -31,17 +31,23 @@ async def until(condition: Callable[[], bool], what: str, seconds: float = 15.0)
         await asyncio.sleep(0.01)
 
 
-def watchers_of(deployment: Deployment | LocalDeployment, thread_id: str) -> int:
+def live_subscriptions(deployment: Deployment | LocalDeployment) -> list[dict[str, Any]]:
     raw = RawHttp(deployment.url, deployment.admin_key)
-    response = raw.session.get(
-        f"{raw.url}/_local/subscriptions",
-        headers={"Authorization": f"Convex {raw.admin_key}"},
-        timeout=30,
-    )
-    response.raise_for_status()
+    with raw.session:
+        response = raw.session.get(
+            f"{raw.url}/_local/subscriptions",
+            headers={"Authorization": f"Convex {raw.admin_key}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        listed: list[dict[str, Any]] = response.json()
+    return listed
+
+
+def watchers_of(deployment: Deployment | LocalDeployment, thread_id: str) -> int:
     return sum(
         1
-        for s in response.json()
+        for s in live_subscriptions(deployment)
         if s["udfPath"] in LIVE_PATHS and s["args"].get("threadId") == thread_id
     )
 
@@ -223,14 +229,7 @@ async def test_a_run_is_yielded_as_it_changes_until_it_finishes(
 
 
 def watchers_of_run(deployment: Deployment, run_id: str) -> int:
-    raw = RawHttp(deployment.url, deployment.admin_key)
-    response = raw.session.get(
-        f"{raw.url}/_local/subscriptions",
-        headers={"Authorization": f"Convex {raw.admin_key}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return sum(1 for s in response.json() if s["args"].get("runId") == run_id)
+    return sum(1 for s in live_subscriptions(deployment) if s["args"].get("runId") == run_id)
 
 
 async def test_a_cache_list_is_yielded_as_it_is_pushed(

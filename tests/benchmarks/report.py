@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from . import engine, sync, vectors
+from . import engine, live, sync, vectors
 from .harness import Load, percentile
 from .suite import DELAY_MS, LoadRow, Results
 
@@ -347,6 +347,8 @@ def targets(results: Results) -> list[tuple[str, str, bool, str]]:
         out += engine.targets(results.engine)
     if results.sync is not None:
         out += sync.targets(results.sync)
+    if results.live is not None:
+        out += live.targets(results.live)
     return out
 
 
@@ -381,6 +383,7 @@ def markdown(results: Results, meta: dict[str, str]) -> str:
         vectors=vectors.section(results.vectors),
         engine=engine.section(results.engine) if results.engine else "(not run)",
         sync=sync.section(results.sync) if results.sync else "(not run)",
+        live=live.section(results.live) if results.live else "(not run)",
     )
 
 
@@ -538,4 +541,19 @@ the WAL's fsync; the other column is what a client sees, from sending the HTTP m
 subscription yielding the new result.
 
 {sync}
+
+## 10. Live watchers in the SDK
+
+`store.messages.watch` on the local deployment (`tests/benchmarks/live.py`; alone: `python -m
+tests.benchmarks.live`), on a deployment of its own, one `ConvexStore` per run: one WebSocket
+(`websockets`, on the event loop) carries every watcher of the store. Latency: 99 watchers on
+threads of their own and one measured watcher on the thread that 200 saves go to, one at a
+time; from calling `store.messages.save` to the watcher yielding the message, so the save's own
+round trip and commit are inside it. Loop lag is the suite's 1 ms sleep probe: while 1,000
+watchers start (each on its own thread) and while 100 saves reach 100 of them; memory per
+watcher is this process's resident growth while they started, over 1,000. The black-holed
+deployment is tests/reliability's proxy that accepts connections and never answers: 100
+watchers start and wait on it for 2 s.
+
+{live}
 """

@@ -4,8 +4,8 @@ the big tables out of the timed runs.
 Timed runs (CPU, throughput) come first, on a small thread; the big datasets are bulk-imported
 afterwards, and only documents read and round trips are measured on them, so a timed run never
 depends on what another left behind. The engine section (the deployment's own cost as a table
-grows) and the sync section (subscriptions pushed after commits) run last, each on a deployment
-of its own.
+grows), the sync section (subscriptions pushed after commits) and the live watchers run last,
+each on a deployment of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import anyio
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
-from . import client_cpu, engine, sync, vectors
+from . import client_cpu, engine, live, sync, vectors
 from . import scenarios as sc
 from .harness import (
     Cost,
@@ -84,6 +84,7 @@ class Results:
     """Upserts and queries of vector indexes, both clients (a deployment of their own)."""
     engine: engine.EngineResults | None = None
     sync: list[sync.SyncRow] | None = None
+    live: live.LiveResults | None = None
     """The local deployment's cost per call as its table grows (a deployment of its own)."""
 
 
@@ -152,6 +153,8 @@ async def run(seconds: float) -> Results:
     results.engine = await engine.run(seconds=seconds, log=lambda line: print(line, flush=True))
     step("sync: subscriptions pushed after commits, on a deployment of its own")
     results.sync = await sync.run()
+    step("live watchers: latency, loop lag and memory, on a deployment of its own")
+    results.live = await live.run()
     return results
 
 

@@ -45,7 +45,13 @@ from convex_mastra._transport import Transport
 from convex_mastra.pytest_plugin import Deployment
 from tests.reliability.conftest import ROOT, Results, SecretAudit, scaled
 
-PUBLIC_ENTRY_POINTS = {"mastra/public:storage", "mastra/public:cache"}
+PUBLIC_ENTRY_POINTS = {
+    "mastra/public:storage",
+    "mastra/public:cache",
+    "mastra/public:liveMessages",
+    "mastra/public:liveWorkflowRun",
+    "mastra/public:liveCacheList",
+}
 PUBLIC_CONSTRUCTORS = re.compile(r"\b(queryGeneric|mutationGeneric|actionGeneric|httpAction\w*)\(")
 EXAMPLES = scaled(100, 1000)
 QUICK = settings(
@@ -104,7 +110,7 @@ def _raw_attempts(deployment: LocalDeployment, functions: list[str]) -> int:
     bodies = [
         orjson.dumps({"path": f, "args": r, "format": "json"})
         for f in functions
-        for r in (CACHE_REQUESTS if "cache" in f else STORAGE_REQUESTS)[:4]
+        for r in requests_for(f)[:4]
     ]
     key = deployment.admin_key
     headers: list[dict[str, str]] = [
@@ -181,6 +187,21 @@ CACHE_REQUESTS: list[dict[str, Any]] = [
     {"op": "delete", "key": "sec:canary"},
     {"op": "clear", "keyPrefix": ""},
 ]
+# Well-formed arguments of the live queries (convex/mastra/live.ts and their public twins), so
+# a refusal comes from the key or the allow-list, not from argument validation.
+LIVE_REQUESTS: dict[str, list[dict[str, Any]]] = {
+    "messages": [{"threadId": "canary"}, {"threadId": "canary", "after": 0.0}],
+    "workflowrun": [{"workflowName": "canary", "runId": "canary"}],
+    "cachelist": [{"key": "sec:canary", "start": 0}],
+}
+
+
+def requests_for(function: str) -> list[dict[str, Any]]:
+    """What to send ``function``: live-query arguments, or handler requests."""
+    name = function.rsplit(":", 1)[-1].lower().removeprefix("live")
+    if "live" in function:
+        return LIVE_REQUESTS[name]
+    return CACHE_REQUESTS if "cache" in function else STORAGE_REQUESTS
 
 
 async def _plant(store: ConvexStore, deployment: LocalDeployment) -> Transport:
@@ -228,8 +249,7 @@ async def test_callers_without_the_admin_key_reach_nothing(
     for caller, transport in callers.items():
         audit.repr_of(transport)
         for function in functions:
-            is_cache = "cache" in function
-            for request in CACHE_REQUESTS if is_cache else STORAGE_REQUESTS:
+            for request in requests_for(function):
                 for kind in ("query", "mutation", "action"):
                     attempts += 1
                     try:

@@ -94,19 +94,31 @@ async def latency(local: LocalDeployment, n: int, updates: int) -> tuple[float, 
     raw = RawHttp(local.url, local.admin_key)
     async with ConvexStore(local.url, local.admin_key) as store:
         ids = await save_threads(store, "lat", n)
-        seen, tasks = await watch_threads(store, ids)
+        # The measured watcher stamps each message as it is yielded (no polling in between).
+        arrivals: list[float] = []
+        arrived = asyncio.Event()
+
+        async def measured() -> None:
+            async for _ in store.messages.watch(ids[-1]):
+                arrivals.append(time.perf_counter())
+                arrived.set()
+
+        _, tasks = await watch_threads(store, ids[:-1])
+        tasks.append(asyncio.create_task(measured()))
         await until(lambda: subscriptions(raw) >= n)
-        measured, target = seen[-1], ids[-1]
-        for k in range(20):  # warm-up
-            await store.messages.save([message(f"warm{k}", target, k)])
-        await until(lambda: len(measured) == 20)
-        raw.sync_latencies()
-        latencies = []
-        for k in range(updates):
+
+        async def one(k: int, tag: str) -> float:
             started = time.perf_counter()
-            await store.messages.save([message(f"lat{k}", target, k)])
-            await until(lambda k=k: len(measured) == 21 + k)
-            latencies.append((time.perf_counter() - started) * 1000)
+            await store.messages.save([message(f"{tag}{k}", ids[-1], k)])
+            while len(arrivals) <= k + (0 if tag == "warm" else 20):
+                arrived.clear()
+                await arrived.wait()
+            return (arrivals[-1] - started) * 1000
+
+        for k in range(20):  # warm-up
+            await one(k, "warm")
+        raw.sync_latencies()
+        latencies = [await one(k, "lat") for k in range(updates)]
         stamped = raw.sync_latencies()
         for task in tasks:
             task.cancel()

@@ -124,6 +124,8 @@ class SyncClient:
         self._ws: ClientConnection | None = None
         self._query_set = 0  # this connection's query-set version
         self._send_lock = asyncio.Lock()
+        self._pending: list[dict[str, Any]] = []  # modifications not sent yet
+        self._flusher: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.connections = 0
@@ -142,7 +144,7 @@ class SyncClient:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="convex-sync")
         else:
-            await self._modify([_add(query)])
+            self._queue(_add(query))
         return query
 
     async def aclose(self) -> None:
@@ -152,25 +154,44 @@ class SyncClient:
             query.closed = True
             query._changed.set()
         self._queries.clear()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _remove(self, query: LiveQuery) -> None:
-        if self._queries.pop(query.query_id, None) is not None:
-            await self._modify([{"type": "Remove", "queryId": query.query_id}])
+        if self._queries.pop(query.query_id, None) is None:
+            return
+        added = next((m for m in self._pending if m.get("queryId") == query.query_id), None)
+        if added is not None:
+            self._pending.remove(added)  # never sent: nothing to remove
+            return
+        self._queue({"type": "Remove", "queryId": query.query_id})
+        if self._flusher is not None:
+            # Sent when this returns (a cancelled caller does not cancel the send).
+            await asyncio.shield(self._flusher)
 
-    async def _modify(self, modifications: list[dict[str, Any]]) -> None:
-        async with self._send_lock:
-            # Read under the lock: the connection (and its version chain) may have changed.
-            ws = self._ws
-            if ws is None:
-                return  # the next connection sends the whole query set
-            base, self._query_set = self._query_set, self._query_set + 1
-            # A connection that just broke: the next one sends the whole query set.
-            with contextlib.suppress(WebSocketException, OSError):
-                await ws.send(_text(self._modify_message(base, modifications)))
+    def _queue(self, modification: dict[str, Any]) -> None:
+        """Send ``modification`` with the others queued in this turn of the loop, in one
+        ModifyQuerySet: a thousand watchers starting at once cost one message, not a thousand."""
+        self._pending.append(modification)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        # Until nothing is queued: what is queued while a send is under way goes in the next.
+        while self._pending:
+            async with self._send_lock:
+                modifications, self._pending = self._pending, []
+                # Read under the lock: the connection (and its version chain) may have changed.
+                ws = self._ws
+                if ws is None or not modifications:
+                    continue  # the next connection sends the whole query set
+                base, self._query_set = self._query_set, self._query_set + 1
+                # A connection that just broke: the next one sends the whole query set.
+                with contextlib.suppress(WebSocketException, OSError):
+                    await ws.send(_text(self._modify_message(base, modifications)))
 
     def _modify_message(self, base: int, modifications: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -222,9 +243,10 @@ class SyncClient:
             auth = {"tokenType": "None"}
         self.connections += 1
         async with self._send_lock:
-            # In one step with no await: a query subscribed from here on is sent by its own
-            # ModifyQuerySet (after this one, as it waits for the lock); one before, in this one.
+            # In one step with no await: this ModifyQuerySet holds every query subscribed so
+            # far (so nothing queued before counts); later ones are queued and flushed after it.
             queries = [_add(q) for q in self._queries.values()]
+            self._pending.clear()
             self._ws, self._query_set = ws, 1
             await ws.send(_text(connect_message))
             await ws.send(_text({"type": "Authenticate", "baseVersion": 0, **auth}))

@@ -126,6 +126,17 @@ class RawHttp:
         calls: list[dict[str, Any]] = response.json()["calls"]
         return calls
 
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """The deployment's live sync-protocol subscriptions (session, queryId, udfPath, args)."""
+        response = self.session.get(
+            f"{self.url}/_local/subscriptions",
+            headers={"Authorization": f"Convex {self.admin_key}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        listed: list[dict[str, Any]] = response.json()
+        return listed
+
     def sync_latencies(self) -> list[float]:
         """Commit -> Transition ms per Transition since the previous call (which took them)."""
         response = self.session.post(

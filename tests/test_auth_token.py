@@ -98,3 +98,14 @@ async def test_an_allow_listed_identity_can_watch_and_others_are_refused(
     async with ConvexStore(allow_listed.url, auth_token=_jwt("intruder")) as store:
         with pytest.raises(AuthenticationError, match="FORBIDDEN"):
             await anext(store.messages.watch(thread_id))
+
+
+async def test_a_watch_on_the_internal_queries_without_the_admin_key_is_refused_clearly(
+    allow_listed: LocalDeployment,
+) -> None:
+    async with ConvexStore(
+        allow_listed.url, auth_token=_jwt("svc-agent"), storage_function="mastra/storage:handle"
+    ) as store:
+        with pytest.raises(FunctionError, match="deployed and the admin key") as caught:
+            await anext(store.messages.watch("t-any"))
+        assert "Could not find public function for 'mastra/live:messages'" in str(caught.value)

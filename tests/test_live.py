@@ -34,14 +34,7 @@ async def until(condition: Callable[[], bool], what: str, seconds: float = 15.0)
 def live_subscriptions(deployment: Deployment | LocalDeployment) -> list[dict[str, Any]]:
     raw = RawHttp(deployment.url, deployment.admin_key)
     with raw.session:
-        response = raw.session.get(
-            f"{raw.url}/_local/subscriptions",
-            headers={"Authorization": f"Convex {raw.admin_key}"},
-            timeout=30,
-        )
-        response.raise_for_status()
-        listed: list[dict[str, Any]] = response.json()
-    return listed
+        return raw.subscriptions()
 
 
 def watchers_of(deployment: Deployment | LocalDeployment, thread_id: str) -> int:
@@ -312,3 +305,34 @@ async def test_messages_saved_by_the_typescript_client_are_yielded(
         assert [m.content.parts[0]["text"] for m in seen] == ["ts 0", "ts 1"]
     finally:
         consumer.cancel()
+
+
+async def test_a_rerun_reads_the_page_after_the_cursor_not_the_thread(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    await store.messages.save([message(uid, thread_id, n) for n in range(300)])
+    watch = store.messages.watch(thread_id)
+    for _ in range(295):
+        await anext(watch)
+    cursor = watch.cursor
+    await watch.aclose()
+    assert cursor is not None
+    raw = RawHttp(convex_deployment.url, convex_deployment.admin_key)
+    with raw.session:
+
+        def read(args: dict[str, Any]) -> tuple[int, int]:
+            """(messages answered, documents read) of one run of the watched query."""
+            seq = raw.next_seq()
+            status, body = raw.post("query", "mastra/live:messages", args)
+            assert status == 200 and body["status"] == "success", body
+            [call] = raw.calls_since(seq)
+            return len(body["value"]["rows"]), int(call["documentsRead"])
+
+        # What the subscription re-runs after each commit: the 5 messages after the cursor.
+        after = float(cursor.removeprefix("cm1:"))
+        assert read({"threadId": thread_id, "after": after}) == (5, 5)
+        # From the start: one page of 100, not the 300-message thread.
+        assert read({"threadId": thread_id}) == (100, 100)
+        # After a message id: its lookup, then the page.
+        assert read({"threadId": thread_id, "afterId": f"m298-{uid}"}) == (1, 2)

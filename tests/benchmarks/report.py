@@ -550,10 +550,11 @@ tests.benchmarks.live`), on a deployment of its own, one `ConvexStore` per run: 
 threads of their own and one measured watcher on the thread that 200 saves go to, one at a
 time; from calling `store.messages.save` to the watcher yielding the message, so the save's own
 round trip and commit are inside it. Loop lag is the suite's 1 ms sleep probe: while 1,000
-watchers start (each on its own thread) and while 100 saves reach 100 of them; memory per
-watcher is this process's resident growth while they started, over 1,000. The black-holed
-deployment is tests/reliability's proxy that accepts connections and never answers: 100
-watchers start and wait on it for 2 s.
+watchers start (each on its own thread) and while 100 saves reach 100 of them. Memory per
+watcher is what tracemalloc counts once 1,000 watchers are live again (a second start, apart
+from the lag runs), over 1,000: the watcher, its task, its live query and its first result.
+The black-holed deployment is tests/reliability's proxy that accepts connections and never
+answers: 100 watchers start and wait on it for 2 s.
 
 {live}
 """

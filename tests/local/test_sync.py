@@ -43,13 +43,7 @@ def http(deployment: LocalDeployment) -> RawHttp:
 
 
 def subscriptions(raw: RawHttp) -> list[dict[str, Any]]:
-    response = raw.session.get(
-        f"{raw.url}/_local/subscriptions",
-        headers={"Authorization": f"Convex {raw.admin_key}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    listed: list[dict[str, Any]] = response.json()
+    listed = raw.subscriptions()
     # As the client sent the path: the Rust client re-subscribes with "mod.js:fn" after a reconnect.
     for entry in listed:
         entry["udfPath"] = entry["udfPath"].replace(".js:", ":")

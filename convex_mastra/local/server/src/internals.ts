@@ -471,10 +471,9 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
       function (this: DatabaseFake, ...args) {
         const [commitTs] = args as unknown as [bigint | null];
         const topLevel = this._writes.length === 1 ? this._writes[0] : undefined;
-        // The ids this commit changes; their committed versions before it, for the index trees.
+        // The ids this commit changes, and their committed versions before it.
         const ids = topLevel === undefined ? [] : Object.keys(topLevel);
-        const trees = topLevel === undefined ? undefined : indexTrees.get(this);
-        const before = ids.map((id) => this._documents[id]);
+        const before = ids.map((id) => this._documents[id] ?? null);
         mergingNested = true;
         try {
           orig.apply(this, args);
@@ -485,33 +484,32 @@ export async function loadConvexTest(hooks: InternalHooks): Promise<typeof impor
         // Query streams never outlive a top-level transaction; convex-test keeps
         // their (partially consumed) result arrays forever otherwise.
         this._queryResults = {};
+        // Each change once, for the id lists, the index trees, the WAL and the subscriptions.
+        const changes: Change[] = ids.map((id, i) => ({
+          id,
+          table: tableNameFromId(id),
+          prev: before[i]!,
+          doc: this._documents[id] ?? null,
+        }));
         const index = tableIds.get(this);
         if (index !== undefined) {
           // As `_documents` changed: a new id goes last, an updated one keeps its place.
-          for (const id of ids) {
-            const table = idSet(index, tableNameFromId(id));
-            if (this._documents[id] === undefined) table.delete(id);
-            else table.add(id);
+          for (const c of changes) {
+            const table = idSet(index, c.table);
+            if (c.doc === null) table.delete(c.id);
+            else table.add(c.id);
           }
         }
+        const trees = indexTrees.get(this);
         if (trees !== undefined) {
-          ids.forEach((id, i) => {
-            const tableTrees = trees.get(tableNameFromId(id));
-            if (tableTrees === undefined) return;
-            for (const tree of tableTrees.values()) tree.update(before[i], this._documents[id]);
-          });
+          for (const c of changes) {
+            const tableTrees = trees.get(c.table);
+            if (tableTrees === undefined) continue;
+            for (const tree of tableTrees.values()) tree.update(c.prev ?? undefined, c.doc ?? undefined);
+          }
         }
-        if (this._componentPath === "" && commitTs !== null && ids.length > 0) {
-          hooks.onCommit(
-            commitTs,
-            ids.map((id, i) => ({
-              id,
-              table: tableNameFromId(id),
-              prev: before[i] ?? null,
-              doc: this._documents[id] ?? null,
-            })),
-            { nextDocId: this._nextDocId, lastCreationTime: this._lastCreationTime },
-          );
+        if (this._componentPath === "" && commitTs !== null && changes.length > 0) {
+          hooks.onCommit(commitTs, changes, { nextDocId: this._nextDocId, lastCreationTime: this._lastCreationTime });
         }
       },
   );

@@ -52,6 +52,21 @@ class AuthenticationError(ConfigurationError):
     """The deployment rejected the credentials (admin key or auth token)."""
 
 
+_AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
+
+
+def refused_caller(what: str, error_data: Any) -> AuthenticationError | None:
+    """The AuthenticationError for a function's ConvexError that refused its caller, else None.
+
+    convex/mastra/public.ts raises ``{code: "UNAUTHENTICATED" | "FORBIDDEN", message}`` for a
+    missing or non-allow-listed identity; the HTTP and the live transport both read it here.
+    """
+    if isinstance(error_data, dict) and error_data.get("code") in _AUTH_CODES:
+        code, reason = str(error_data["code"]), str(error_data.get("message", ""))
+        return AuthenticationError(f"{what} refused the caller ({code}): {reason}")
+    return None
+
+
 class ValidationError(ConvexMastraError, ValueError):
     """Input was rejected before anything was sent to the deployment."""
 

@@ -33,7 +33,7 @@ from convex.values import json_to_convex
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from ._errors import AuthenticationError, ConfigurationError, FunctionError
+from ._errors import AuthenticationError, ConfigurationError, FunctionError, refused_caller
 
 __all__ = ["LiveQuery", "SyncClient"]
 
@@ -45,7 +45,6 @@ _OPEN_TIMEOUT = 10.0
 _PING = 20.0
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 10.0
-_AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 _BIG_MESSAGE = 64 * 1024  # bytes; decoding more on the loop would stall it for milliseconds
 
 
@@ -278,14 +277,9 @@ class SyncClient:
             message = self._redact(str(change.get("errorMessage", "unknown error")))
             raw = change.get("errorData")
             error_data = None if raw is None else json_to_convex(raw)
-            if isinstance(error_data, dict) and error_data.get("code") in _AUTH_CODES:
-                # Raised by convex/mastra/public.ts for a missing or non-allow-listed identity.
-                code, reason = str(error_data["code"]), str(error_data.get("message", ""))
-                query._fail(
-                    AuthenticationError(
-                        f"live query {query.path} refused the caller ({code}): {reason}"
-                    )
-                )
+            refused = refused_caller(f"live query {query.path}", error_data)
+            if refused is not None:
+                query._fail(refused)
                 return
             query._fail(
                 FunctionError(

@@ -51,6 +51,7 @@ from ._errors import (
     FunctionError,
     RequestTimeoutError,
     ValidationError,
+    refused_caller,
 )
 from ._http import Broken, deadlines, turn
 from ._live import LiveQuery, SyncClient
@@ -83,7 +84,6 @@ DEFAULT: Final = UseDefault()
 Timeout = float | None | UseDefault
 
 _MAX_SECRET = 8192  # admin keys are ~100 characters; JWTs a few thousand at most
-_AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 # Above these sizes, encoding a request or decoding an answer moves to a worker thread; below
 # them it costs the loop at most about 2 ms (measured, see docs/architecture.md).
 _BIG_REQUEST = 1000  # values in the arguments (strings count one per KiB)
@@ -474,10 +474,9 @@ class HttpTransport:
             raise FunctionError(
                 f"{kind} {path}: cannot decode the deployment's answer: {exc}", path=path
             ) from None
-        if isinstance(error_data, dict) and error_data.get("code") in _AUTH_CODES:
-            # Raised by convex/mastra/public.ts for a missing or non-allow-listed identity.
-            code, reason = str(error_data["code"]), str(error_data.get("message", ""))
-            raise AuthenticationError(f"{kind} {path} refused the caller ({code}): {reason}")
+        refused = refused_caller(f"{kind} {path}", error_data)
+        if refused is not None:
+            raise refused
         raise FunctionError(
             self._redact(f"{kind} {path} failed: {payload.get('errorMessage', 'unknown error')}"),
             path=path,

@@ -17,7 +17,7 @@ from convex_mastra import (
     NotFoundError,
 )
 from convex_mastra.pytest_plugin import Deployment
-from tests.conftest import RawHttp
+from tests.conftest import RawHttp, import_rows
 from tests.domains.test_threads import message, thread
 
 LIVE_PATHS = ("mastra/live:messages", "mastra/live.js:messages")
@@ -69,6 +69,96 @@ async def test_saved_messages_then_new_ones_each_once_in_order(
         assert all(m.thread_id == thread_id for m in seen)
     finally:
         consumer.cancel()
+
+
+async def test_a_changed_or_moved_message_comes_again_once_and_deletions_leave_no_gap(
+    store: ConvexStore, uid: str
+) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    other = (await store.threads.save(thread(f"other-{uid}"))).id
+    await store.messages.save([message(uid, thread_id, n) for n in range(3)])
+    await store.messages.save([message(f"x-{uid}", other, 0)])
+    seen: list[Message] = []
+    watch = store.messages.watch(thread_id)
+    consumer = asyncio.create_task(collect(watch, seen))
+    try:
+        await until(lambda: len(seen) == 3, "the saved messages")
+        # Changed through update, and through a save of the whole message.
+        await store.messages.update([{"id": f"m0-{uid}", "content": {"metadata": {"v": 2}}}])
+        changed = message(uid, thread_id, 1)
+        changed["content"]["parts"] = [{"type": "text", "text": "edited"}]
+        await store.messages.save([changed])
+        # Saved again as it is: nothing to see again.
+        await store.messages.save([message(uid, thread_id, 2)])
+        # Moved in from another thread.
+        await store.messages.update([{"id": f"m0-x-{uid}", "thread_id": thread_id}])
+        # The newest is deleted, then one more saved: the thread's counter outlives the row,
+        # so the new message is not given the deleted one's place (which the cursor passed).
+        await until(lambda: len(seen) == 6, "the changed and moved messages")
+        await store.messages.delete([f"m0-x-{uid}"])
+        await store.messages.save([message(uid, thread_id, 3)])
+        await until(lambda: len(seen) == 7, "the message after the deletion")
+        await asyncio.sleep(0.2)  # nothing more, nothing twice
+        ids = [m.id for m in seen]
+        assert ids == [f"m{n}-{uid}" for n in range(3)] + [
+            f"m0-{uid}",
+            f"m1-{uid}",
+            f"m0-x-{uid}",
+            f"m3-{uid}",
+        ]
+        assert seen[3].content.metadata == {"v": 2}
+        assert seen[4].content.parts == [{"type": "text", "text": "edited"}]
+        assert seen[5].thread_id == thread_id
+        cursor = watch.cursor
+    finally:
+        consumer.cancel()
+    # Resumed from the cursor, a new watch yields what came after it and nothing before.
+    assert cursor is not None and cursor.startswith("cm2:")
+    await store.messages.update([{"id": f"m2-{uid}", "role": "assistant"}])
+    async with store.messages.watch(thread_id, after=cursor) as resumed:
+        again = await anext(resumed)
+    assert (again.id, again.role) == (f"m2-{uid}", "assistant")
+
+
+async def test_rows_stored_before_write_order_come_first_then_the_rest(
+    store: ConvexStore, convex_deployment: Deployment, uid: str
+) -> None:
+    thread_id = (await store.threads.save(thread(uid))).id
+    # Rows as another writer (the stock handler, an import) leaves them: no writeSeq.
+    import_rows(
+        convex_deployment,
+        "mastra_messages",
+        [
+            {
+                "id": f"old{n}-{uid}",
+                "thread_id": thread_id,
+                "content": f'{{"format":2,"parts":[{{"type":"text","text":"old {n}"}}]}}',
+                "role": "user",
+                "type": "v2",
+                "createdAt": f"2024-01-0{n + 1}T00:00:00.000Z",
+                "resourceId": f"r-{uid}",
+            }
+            for n in range(3)
+        ],
+    )
+    await store.messages.save([message(uid, thread_id, n) for n in range(2)])
+    expected = [f"old{n}-{uid}" for n in range(3)] + [f"m{n}-{uid}" for n in range(2)]
+    cursors: list[str | None] = []
+    async with store.messages.watch(thread_id) as watch:
+        for _ in expected:
+            cursors.append((await anext(watch), watch.cursor)[1])
+        # An old row that changes gets its place in the write order: it comes again.
+        await store.messages.update([{"id": f"old0-{uid}", "role": "assistant"}])
+        assert (await anext(watch)).id == f"old0-{uid}"
+    assert cursors[1] is not None and cursors[1].startswith("cm1:")
+    assert cursors[3] is not None and cursors[3].startswith("cm2:")
+    for after in (cursors[1], f"old1-{uid}"):
+        async with store.messages.watch(thread_id, after=after) as resumed:
+            assert [(await anext(resumed)).id for _ in range(3)] == [
+                f"old2-{uid}",
+                f"m0-{uid}",
+                f"m1-{uid}",
+            ]
 
 
 async def test_a_long_thread_is_read_a_page_at_a_time(store: ConvexStore, uid: str) -> None:
@@ -330,8 +420,8 @@ async def test_a_rerun_reads_the_page_after_the_cursor_not_the_thread(
             return len(body["value"]["rows"]), int(call["documentsRead"])
 
         # What the subscription re-runs after each commit: the 5 messages after the cursor.
-        after = float(cursor.removeprefix("cm1:"))
-        assert read({"threadId": thread_id, "after": after}) == (5, 5)
+        after = float(cursor.removeprefix("cm2:"))
+        assert read({"threadId": thread_id, "afterSeq": after}) == (5, 5)
         # From the start: one page of 100, not the 300-message thread.
         assert read({"threadId": thread_id}) == (100, 100)
         # After a message id: its lookup, then the page.

@@ -10,52 +10,68 @@
  * allow-listed JWT identities.
  */
 import { internalQueryGeneric } from "convex/server";
-import { v } from "convex/values";
+import { type Value, v } from "convex/values";
 import type { ReadCtx } from "./lib/common";
-import { byIndex } from "./lib/tables";
+import { byIndex, findById } from "./lib/tables";
 
 /** Most messages one result holds; the watcher moves its cursor past a full page. */
 export const LIVE_PAGE = 100;
 
 export const liveMessagesArgs = {
   threadId: v.string(),
-  /** `_creationTime` of the last message already seen: only later ones are read. */
+  /** `writeSeq` of the last message already seen: only messages written later are read. */
+  afterSeq: v.optional(v.number()),
+  /** Or, among messages stored before `writeSeq` existed, the last one's `_creationTime`. */
   after: v.optional(v.number()),
-  /** Or the id of that message (its `_creationTime` is looked up on every run). */
+  /** Or the id of that message, a message of this thread (looked up on every run). */
   afterId: v.optional(v.string()),
 };
 
 export interface LiveMessages {
-  /** The thread's messages after the cursor, in commit order (`_creationTime`), at most LIVE_PAGE. */
+  /** The thread's messages after the cursor, in write order, at most LIVE_PAGE. */
   rows: Record<string, unknown>[];
   /** The page is full: later messages may follow it (the watcher moves its cursor). */
   full: boolean;
-  /** `afterId` named no message (it was deleted, or never saved): nothing is read. */
+  /** `afterId` named no message of the thread (deleted, moved, or never saved): nothing is read. */
   missing: boolean;
 }
 
+type Position = { seq: number } | { created: number } | null;
+
 /**
- * The thread's messages saved after a cursor, oldest first. Commit order, not `createdAt`: a
- * message saved later with an earlier `createdAt` is still after the cursor, so a watcher
- * sees it. Reads the page and nothing before the cursor (`by_thread` ends in `_creationTime`).
+ * The thread's messages written after a cursor, in write order: each message sits at its
+ * `writeSeq`, given anew when it is inserted or changed (see writer.ts), so an updated message
+ * or one moved into the thread comes after the cursor again, once. Rows stored before
+ * `writeSeq` existed come first, by `_creationTime`. Reads the page and nothing before the
+ * cursor (index `by_thread_seq`).
  */
 export async function liveMessages(
   ctx: ReadCtx,
-  args: { threadId: string; after?: number; afterId?: string },
+  args: { threadId: string; afterSeq?: number; after?: number; afterId?: string },
 ): Promise<LiveMessages> {
-  let after = args.after;
-  if (after === undefined && args.afterId !== undefined) {
-    const anchor = await ctx.db
-      .query("mastra_messages")
-      .withIndex("by_record_id", (q) => q.eq("id", args.afterId!))
-      .first();
-    if (anchor === null) return { rows: [], full: false, missing: true };
-    after = anchor._creationTime as number;
+  let position: Position = null;
+  if (args.afterSeq !== undefined) position = { seq: args.afterSeq };
+  else if (args.after !== undefined) position = { created: args.after };
+  else if (args.afterId !== undefined) {
+    const anchor = await findById(ctx, "mastra_messages", args.afterId);
+    if (anchor === null || anchor.thread_id !== args.threadId) return { rows: [], full: false, missing: true };
+    position =
+      typeof anchor.writeSeq === "number" ? { seq: anchor.writeSeq } : { created: anchor._creationTime as number };
   }
-  const bounds = after === undefined ? {} : { gt: after };
-  const rows = await byIndex(ctx, "mastra_messages", "by_thread", [["thread_id", args.threadId]], "_creationTime", bounds).take(
-    LIVE_PAGE,
-  );
+  const thread: [string, Value][] = [["thread_id", args.threadId]];
+  let rows: Record<string, unknown>[] = [];
+  if (position === null || "created" in position) {
+    const unsequenced: [string, Value][] = [...thread, ["writeSeq", undefined as unknown as Value]];
+    const bounds = position === null ? {} : { gt: position.created };
+    rows = await byIndex(ctx, "mastra_messages", "by_thread_seq", unsequenced, "_creationTime", bounds).take(LIVE_PAGE);
+  }
+  if (rows.length < LIVE_PAGE) {
+    const bounds = { gt: position !== null && "seq" in position ? position.seq : 0 };
+    const later = await byIndex(ctx, "mastra_messages", "by_thread_seq", thread, "writeSeq", bounds).take(
+      LIVE_PAGE - rows.length,
+    );
+    rows = rows.concat(later);
+  }
   return { rows, full: rows.length === LIVE_PAGE, missing: false };
 }
 

@@ -12,6 +12,10 @@
  * field, indexes and one table, so documents written by either side stay valid:
  *   - mastra_threads.lastMessageAt (optional ISO string, maintained by the
  *     server functions: createdAt of the newest message in the thread).
+ *   - mastra_messages.writeSeq and mastra_threads.messageSeq (optional
+ *     numbers, maintained by the Writer): a message's place in its thread's
+ *     write order, renewed when the message changes, and the thread's last one
+ *     given. Live watchers follow a thread by index `by_thread_seq`.
  *   - mastra_workflow_snapshots.status (optional string, derived by the server
  *     functions from `snapshot.status` on every write), so runs can be listed
  *     by status without parsing snapshots.
@@ -45,6 +49,7 @@ export const mastraThreadsTable = defineTable({
   createdAt: v.string(),
   updatedAt: v.string(),
   lastMessageAt: v.optional(v.string()), // ours
+  messageSeq: v.optional(v.number()), // ours
 })
   .index("by_record_id", ["id"])
   .index("by_resource", ["resourceId"])
@@ -63,9 +68,11 @@ export const mastraMessagesTable = defineTable({
   type: v.string(),
   createdAt: v.string(),
   resourceId: v.optional(v.string()),
+  writeSeq: v.optional(v.number()), // ours
 })
   .index("by_record_id", ["id"])
   .index("by_thread", ["thread_id"])
+  .index("by_thread_seq", ["thread_id", "writeSeq"])
   .index("by_thread_created", ["thread_id", "createdAt"])
   .index("by_resource", ["resourceId"])
   .index("by_resource_created", ["resourceId", "createdAt"])

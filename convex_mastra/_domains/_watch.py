@@ -26,7 +26,9 @@ __all__ = ["ListWatch", "MessageWatch", "RunWatch"]
 
 T = TypeVar("T")
 W = TypeVar("W", bound="_Watch[Any]")
-_CURSOR = "cm1:"
+# A cursor is "cm2:<writeSeq>", or "cm1:<_creationTime>" among rows stored before writeSeq.
+_CURSOR = "cm2:"
+_CURSOR_UNSEQUENCED = "cm1:"
 # Removals scheduled by dropped watches, referenced until done (the loop keeps weak ones only).
 _closing: set[asyncio.Task[None]] = set()
 
@@ -121,12 +123,13 @@ class _Watch(Generic[T]):
 
 
 class MessageWatch(_Watch[Message]):
-    """A thread's messages as they are saved: ``async for message in store.messages.watch(...)``.
+    """A thread's messages as they are written: ``async for message in store.messages.watch(...)``.
 
-    Oldest first, each message once, in the order they were committed (``_creationTime``, not
-    ``createdAt``); messages already saved come first, one page of 100 at a time. ``cursor``
-    names the last message yielded: pass it as ``after=`` to a new watch to go on exactly
-    there, in another process or after a restart.
+    Oldest first, in the order they were written: each new message once, and a message again,
+    once, after it is changed or moved into the thread (deletions are not yielded). Messages
+    already saved come first, one page of 100 at a time. ``cursor`` names the last message
+    yielded: pass it as ``after=`` to a new watch to go on exactly there, in another process or
+    after a restart.
 
     A slow consumer holds at most one page: the deployment re-runs the query as messages are
     saved, and this watch reads the newest result when it gets to it. A thread that does not
@@ -139,16 +142,15 @@ class MessageWatch(_Watch[Message]):
         super().__init__(dispatcher)
         self._thread_id = thread_id
         self._after_id: str | None = None
-        self._received: float | None = None  # _creationTime of the last message buffered
-        if after is not None and after.startswith(_CURSOR):
-            try:
-                self._received = float(after.removeprefix(_CURSOR))
-            except ValueError:
-                raise ValidationError(f"after: {after!r} is not a cursor", field="after") from None
+        # Position of the last message buffered: (0, _creationTime) among rows stored before
+        # writeSeq existed, which come first, then (1, writeSeq).
+        self._received: tuple[int, float] | None = None
+        if after is not None and after.startswith((_CURSOR_UNSEQUENCED, _CURSOR)):
+            self._received = _position(after)
         elif after is not None:
             self._after_id = after
         self._cursor = after
-        self._created: deque[float] = deque()  # _creationTime of each buffered message
+        self._positions: deque[tuple[int, float]] = deque()  # of each buffered message
 
     def __repr__(self) -> str:
         return f"<MessageWatch thread={self._thread_id!r} cursor={self._cursor!r}>"
@@ -161,7 +163,7 @@ class MessageWatch(_Watch[Message]):
     def _args(self) -> dict[str, Any]:
         args: dict[str, Any] = {"threadId": self._thread_id}
         if self._received is not None:
-            args["after"] = self._received
+            args["afterSeq" if self._received[0] else "after"] = self._received[1]
         elif self._after_id is not None:
             args["afterId"] = self._after_id
         return args
@@ -171,23 +173,34 @@ class MessageWatch(_Watch[Message]):
 
         if result.get("missing"):
             raise NotFoundError(
-                f"watch {self._thread_id!r}: no message {self._after_id!r} to start after",
+                f"watch {self._thread_id!r}: no message {self._after_id!r} in the thread "
+                "to start after",
                 op="watch",
                 table="mastra_messages",
                 code="NOT_FOUND",
                 details={"id": self._after_id},
             )
         for row in result.get("rows", ()):
-            created = float(row["_creationTime"])
-            if self._received is None or created > self._received:
+            seq = row.get("writeSeq")
+            position = (0, float(row["_creationTime"])) if seq is None else (1, float(seq))
+            if self._received is None or position > self._received:
                 self._buffer.append(message_from_row(row))
-                self._created.append(created)
-                self._received = created
+                self._positions.append(position)
+                self._received = position
         return bool(result.get("full"))  # a full page: later messages follow it
 
     def _yielded(self, item: Message) -> Message:
-        self._cursor = f"{_CURSOR}{self._created.popleft()!r}"
+        kind, value = self._positions.popleft()
+        self._cursor = f"{_CURSOR}{int(value)}" if kind else f"{_CURSOR_UNSEQUENCED}{value!r}"
         return item
+
+
+def _position(cursor: str) -> tuple[int, float]:
+    kind = 1 if cursor.startswith(_CURSOR) else 0
+    try:
+        return kind, float(cursor.split(":", 1)[1])
+    except ValueError:
+        raise ValidationError(f"after: {cursor!r} is not a cursor", field="after") from None
 
 
 TERMINAL_STATUSES = frozenset({"success", "failed", "canceled", "bailed", "tripwire"})

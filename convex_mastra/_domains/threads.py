@@ -80,6 +80,7 @@ ThreadClone = ThreadCopy
 def thread_from_row(row: Mapping[str, Any]) -> Thread:
     """A stored thread row as a Thread."""
     fields = strip_system(row)
+    fields.pop("messageSeq", None)  # the server's write counter for live watchers
     metadata = decode_json(fields.pop("metadata", None))
     return Thread.model_validate(
         {**fields, "metadata": metadata if isinstance(metadata, dict) else None}

@@ -5,7 +5,12 @@
 //   - row counters (see counters.ts) follow inserts, deletes and group moves,
 //   - rank trees (see ranks.ts) follow the same rows, by sort value,
 //   - threads keep `lastMessageAt` = createdAt of their newest message, and
-//     get any extra fields an op asked for (e.g. `updatedAt` on saveMessages).
+//     get any extra fields an op asked for (e.g. `updatedAt` on saveMessages),
+//   - a message that is inserted or changed gets the next `writeSeq` of its
+//     thread (the thread keeps the last one given as `messageSeq`). Giving it
+//     reads the thread and its highest `writeSeq`, so under optimistic
+//     concurrency two writers of one thread conflict and `writeSeq` order is
+//     commit order: a watcher past `writeSeq` n misses nothing committed later.
 // Counter, rank and thread updates are batched and written once, in `flush()`.
 import type { Value } from "convex/values";
 import { type Ctx, type Doc, type Fields } from "./common";
@@ -18,7 +23,7 @@ import {
   writeCounterState,
 } from "./counters";
 import { RankForest, type RankKey, keyOf, rankedIndexesOf, treeOf } from "./ranks";
-import { MESSAGES, THREADS } from "./tables";
+import { findById, MESSAGES, THREADS } from "./tables";
 
 type CounterMode = {
   state: CounterState;
@@ -35,10 +40,13 @@ export class Writer {
   private threads = new Map<string, Fields>();
   /** table -> (tree, value) -> net change in how many rows have that value. */
   private ranks = new Map<string, Map<string, { tree: string; key: RankKey; delta: number }>>();
+  /** thread id -> the `writeSeq` its next message write in this transaction gets. */
+  private seqs = new Map<string, number>();
 
   constructor(readonly ctx: Ctx) {}
 
-  async insert(table: string, body: Fields): Promise<Doc> {
+  async insert(table: string, sent: Fields): Promise<Doc> {
+    const body = await this.sequenced(table, null, sent);
     const mode = await this.counterMode(table);
     this.wrote = true;
     const id = await this.ctx.db.insert(table, body);
@@ -51,7 +59,8 @@ export class Writer {
   }
 
   /** Replace the body of `existing` (system fields are kept). */
-  async replace(table: string, existing: Doc, body: Fields): Promise<Doc> {
+  async replace(table: string, existing: Doc, sent: Fields): Promise<Doc> {
+    const body = await this.sequenced(table, existing, sent);
     const mode = await this.counterMode(table);
     this.wrote = true;
     await this.ctx.db.replace(existing._id, body);
@@ -90,6 +99,41 @@ export class Writer {
   }
 
   // ---- internals ----
+
+  /** `body` with the write-order fields set by the server (a value a client sent is dropped). */
+  private async sequenced(table: string, existing: Doc | null, body: Fields): Promise<Fields> {
+    if (table === THREADS) {
+      // A client's replace of the thread must not reset its counter.
+      const { messageSeq: _sent, ...rest } = body;
+      return existing?.messageSeq === undefined ? rest : { ...rest, messageSeq: existing.messageSeq };
+    }
+    if (table !== MESSAGES) return body;
+    const { writeSeq: _sent, ...rest } = body;
+    if (typeof rest.thread_id !== "string") return rest;
+    if (existing !== null && sameBody(existing, rest)) {
+      // Saved again unchanged: nothing for a watcher to see again.
+      return existing.writeSeq === undefined ? rest : { ...rest, writeSeq: existing.writeSeq };
+    }
+    return { ...rest, writeSeq: await this.nextWriteSeq(rest.thread_id) };
+  }
+
+  private async nextWriteSeq(threadId: string): Promise<number> {
+    let next = this.seqs.get(threadId);
+    if (next === undefined) {
+      // The thread's counter survives deleting its newest message; the highest row covers a
+      // thread that has no row (or predates the counter).
+      const thread = await findById(this.ctx, THREADS, threadId);
+      const highest = (await this.ctx.db
+        .query(MESSAGES)
+        .withIndex("by_thread_seq", (q) => q.eq("thread_id", threadId))
+        .order("desc")
+        .first()) as Doc | null;
+      next = Math.max(seqOf(thread?.messageSeq), seqOf(highest?.writeSeq)) + 1;
+    }
+    this.seqs.set(threadId, next + 1);
+    this.touchThread(threadId, { messageSeq: next });
+    return next;
+  }
 
   private async counterMode(table: string): Promise<CounterMode | null> {
     if (!isCounted(table)) return null;
@@ -191,4 +235,16 @@ export class Writer {
       }
     }
   }
+}
+
+const seqOf = (value: unknown): number => (typeof value === "number" ? value : 0);
+
+/** Whether a stored message holds `body` already (message fields are strings). */
+function sameBody(existing: Doc, body: Fields): boolean {
+  const keys = new Set([...Object.keys(body), ...Object.keys(existing)]);
+  for (const key of keys) {
+    if (key === "_id" || key === "_creationTime" || key === "writeSeq") continue;
+    if (existing[key] !== body[key]) return false;
+  }
+  return true;
 }

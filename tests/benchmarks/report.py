@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from . import engine, live, sync, vectors
+from . import engine, live, sync, vectors, ws_clients
 from .harness import Load, percentile
 from .suite import DELAY_MS, LoadRow, Results
 
@@ -384,6 +384,7 @@ def markdown(results: Results, meta: dict[str, str]) -> str:
         engine=engine.section(results.engine) if results.engine else "(not run)",
         sync=sync.section(results.sync) if results.sync else "(not run)",
         live=live.section(results.live) if results.live else "(not run)",
+        ws_clients=ws_clients.section(results.ws_clients) if results.ws_clients else "(not run)",
     )
 
 
@@ -557,4 +558,17 @@ The black-holed deployment is tests/reliability's proxy that accepts connections
 answers: 100 watchers start and wait on it for 2 s.
 
 {live}
+
+## 11. WebSocket clients: websockets and wsproto
+
+The two clients the live watchers could run on (`tests/benchmarks/ws_clients.py`; alone:
+`python -m tests.benchmarks.ws_clients`), against one `websockets` server in a process of its
+own, so only the client's CPU is counted. `websockets` is configured as `_live.py` opens it;
+`wsproto` runs under the smallest asyncio protocol that speaks the sync protocol (no keepalive,
+no flow control, no open timeout), so its row is a lower bound for a client of our own. 2,000
+round trips of a 200-byte message (a ModifyQuerySet and its answer), 2,000 received 1 KiB
+messages (a small Transition) and 500 of 64 KiB (a page of messages); memory is tracemalloc's
+count over 200 open connections.
+
+{ws_clients}
 """

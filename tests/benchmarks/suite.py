@@ -21,7 +21,7 @@ import anyio
 
 from convex_mastra import ConvexServerCache, ConvexStore, LocalDeployment
 
-from . import client_cpu, engine, live, sync, vectors
+from . import client_cpu, engine, live, sync, vectors, ws_clients
 from . import scenarios as sc
 from .harness import (
     Cost,
@@ -85,6 +85,8 @@ class Results:
     engine: engine.EngineResults | None = None
     sync: list[sync.SyncRow] | None = None
     live: live.LiveResults | None = None
+    ws_clients: ws_clients.WsResults | None = None
+    """websockets and wsproto against one WebSocket server of their own."""
     """The local deployment's cost per call as its table grows (a deployment of its own)."""
 
 
@@ -155,6 +157,8 @@ async def run(seconds: float) -> Results:
     results.sync = await sync.run()
     step("live watchers: latency, loop lag and memory, on a deployment of its own")
     results.live = await live.run()
+    step("WebSocket clients: websockets and wsproto head to head, on a server of their own")
+    results.ws_clients = await ws_clients.run()
     return results
 
 

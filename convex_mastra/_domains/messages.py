@@ -413,10 +413,11 @@ class Messages(Domain):
         await (await self._handler()).delete_messages(wanted)
 
     def watch(self, thread_id: str, *, after: str | None = None) -> MessageWatch:
-        """The thread's messages as they are saved, live: ``async for message in ...``.
+        """The thread's messages as they are written, live: ``async for message in ...``.
 
-        Oldest first, each once, in commit order, starting at the thread's first message, or
-        after ``after``: a message id, or the ``cursor`` of an earlier watch. Over the store's
+        Oldest first, in commit order: each message once, and again once after it changes or
+        moves into the thread. Starts at the thread's first message, or after ``after``: a
+        message id of the thread, or the ``cursor`` of an earlier watch. Over the store's
         one WebSocket (opened on first use, reconnecting by itself); leaving the loop or
         ``await watch.aclose()`` ends the subscription. Needs convex/mastra/live.ts deployed
         (see docs/live.md).

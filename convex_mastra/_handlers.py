@@ -50,6 +50,7 @@ CAPABILITIES = frozenset(
         "conditional_metadata_update",
         "conditional_patch",
         "atomic_message_saves",
+        "atomic_message_pop",
         "indexed_paging",
         "exact_totals",
         "counters",
@@ -94,6 +95,15 @@ class Handler:
             await self._dispatcher.call("deleteMessages", None, ids=batch, updatedAt=now_iso())
 
         await in_chunks(ids, self.info.load_many, "messages.delete", delete)
+
+    async def pop_message(self, thread_id: str) -> dict[str, Any] | None:
+        """Delete the thread's newest message (by ``createdAt``, then insertion) and return its
+        row, in one mutation: concurrent pops each get a different message. None when the
+        thread has none."""
+        row: dict[str, Any] | None = await self._dispatcher.call(
+            "popMessage", None, threadId=thread_id, updatedAt=now_iso()
+        )
+        return row
 
     async def message_windows(
         self, includes: list[Include], resource_id: str | None

@@ -240,6 +240,21 @@ class StockHandler(Handler):
         await in_chunks(ids, self.info.load_many, "messages.delete", delete)
         await self._touch(threads)
 
+    async def pop_message(self, thread_id: str) -> dict[str, Any] | None:
+        """Upstream has no such op: the newest row is read, then deleted, in two calls, so two
+        concurrent pops can return the same message (``atomic_message_pop`` is not declared)."""
+        query = IndexQuery(
+            table=MESSAGES,
+            index="by_thread_created",
+            sort_field="createdAt",
+            eq=(("thread_id", thread_id),),
+        )
+        rows, _ = await self.rows.peek(query, offset=0, limit=1, descending=True)
+        if not rows:
+            return None
+        await self.delete_messages([rows[0]["id"]])
+        return rows[0]
+
     async def message_windows(
         self, includes: list[Include], resource_id: str | None
     ) -> list[dict[str, Any]]:

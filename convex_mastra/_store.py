@@ -112,8 +112,9 @@ class ConvexStore(Closable):
 
     async def capabilities(self) -> frozenset[str]:
         """What the deployed handler can do, by name: ``last_message_at``,
-        ``atomic_metadata_merge``, ``atomic_message_saves``, ``indexed_paging``,
-        ``exact_totals``, ``counters`` (see docs/concepts.md). Upstream's handler has none."""
+        ``atomic_metadata_merge``, ``atomic_message_saves``, ``atomic_message_pop``,
+        ``indexed_paging``, ``exact_totals``, ``counters`` (see docs/concepts.md). Upstream's
+        handler has none."""
         return (await self._handlers.get()).capabilities
 
     async def rebuild_counters(self, *, force: bool = False) -> None:

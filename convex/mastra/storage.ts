@@ -5,8 +5,8 @@
  * responses), so the TypeScript package and the convex-mastra Python SDK can
  * share one deployment, plus the extra ops listed in `info`:
  *   info, pageByIndex, pageByRank, scan, messageWindow, count, rebuildCounters,
- *   saveMessages, deleteMessages, deleteThread, moveThread, and on vector tables
- *   vectorQuery and vectorCount.
+ *   saveMessages, deleteMessages, popMessage, deleteThread, moveThread, and on
+ *   vector tables vectorQuery and vectorCount.
  * The stock handler answers `info` with {ok:false, error:"Unsupported
  * operation info"}, which is how clients tell the two apart.
  *
@@ -41,6 +41,7 @@ import {
   deleteMessages,
   deleteThread,
   moveThread,
+  popMessage,
   saveMessages,
   updateResource,
   updateThread,
@@ -92,6 +93,7 @@ const OUR_OPS = [
   "rebuildCounters",
   "saveMessages",
   "deleteMessages",
+  "popMessage",
   "deleteThread",
   "moveThread",
   "scan",
@@ -263,6 +265,8 @@ async function dispatch(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
       return saveMessages(ctx, w, req);
     case "deleteMessages":
       return deleteMessages(ctx, w, req);
+    case "popMessage":
+      return popMessage(ctx, w, req);
     case "deleteThread":
       return deleteThread(ctx, w, req);
     case "moveThread":

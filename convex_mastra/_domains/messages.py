@@ -412,6 +412,18 @@ class Messages(Domain):
         wanted = check_ids(ids, "ids")
         await (await self._handler()).delete_messages(wanted)
 
+    async def pop(self, thread_id: str) -> Message | None:
+        """Delete the thread's newest message (by ``createdAt``; equal ones by insertion) and
+        return it; None when the thread has none. The thread's ``updatedAt`` moves.
+
+        One mutation on convex-mastra's handler, so concurrent pops never return the same
+        message (capability ``atomic_message_pop``). On the stock handler it is a read, then a
+        delete.
+        """
+        check_id(thread_id, "thread_id")
+        row = await (await self._handler()).pop_message(thread_id)
+        return None if row is None else message_from_row(row)
+
     def watch(self, thread_id: str, *, after: str | None = None) -> MessageWatch:
         """The thread's messages as they are written, live: ``async for message in ...``.
 

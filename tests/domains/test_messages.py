@@ -427,3 +427,21 @@ async def test_a_delete_failing_midway_says_which_ids_were_deleted(
     assert left == error.not_done  # exactly the ids it says were not deleted are still there
     await any_store.messages.delete(error.not_done)
     assert await any_store.messages.get_many(wanted) == []
+
+
+async def test_pop_takes_the_newest_by_created_at_then_insertion(
+    any_store: ConvexStore, uid: str
+) -> None:
+    thread_id = (await any_store.threads.save(thread(uid))).id
+    before = (await any_store.threads.get(thread_id)).updated_at  # type: ignore[union-attr]
+    # Saved out of order; m2 and m9 share a createdAt, and m9 was saved last.
+    late = message(uid, thread_id, 9)
+    late["createdAt"] = T0 + timedelta(seconds=2)
+    await any_store.messages.save([message(uid, thread_id, n) for n in (2, 0, 1)] + [late])
+    popped = [await any_store.messages.pop(thread_id) for _ in range(5)]
+    assert [m.id.split("-")[0] if m else None for m in popped] == ["m9", "m2", "m1", "m0", None]
+    assert popped[0] is not None and popped[0].content.parts == late["content"]["parts"]
+    after = await any_store.threads.get(thread_id)
+    assert after is not None and after.updated_at > before
+    assert (await any_store.messages.list(thread_id)).items == []
+    assert await any_store.messages.pop(f"no-such-thread-{uid}") is None

@@ -248,6 +248,23 @@ export async function deleteMessages(ctx: Ctx, w: Writer, req: Request): Promise
 }
 
 /**
+ * popMessage {threadId, updatedAt?}: delete the thread's newest message (by createdAt, then
+ * insertion) and answer its row, or null when it has none. One transaction: two pops that read
+ * the same newest row conflict under optimistic concurrency, and the one retried takes the next.
+ */
+export async function popMessage(ctx: Ctx, w: Writer, req: Request): Promise<Response> {
+  const threadId = readString(req, "threadId");
+  const updatedAt = readOptionalString(req, "updatedAt");
+  const newest = (await byIndex(ctx, MESSAGES, "by_thread_created", [["thread_id", threadId]])
+    .order("desc")
+    .first()) as Doc | null;
+  if (newest === null) return ok(null);
+  await applyPlans(w, [{ table: MESSAGES, existing: newest, body: null }]);
+  w.touchThread(threadId, updatedAt !== undefined ? { updatedAt } : {});
+  return ok(newest);
+}
+
+/**
  * deleteThread {threadId, batchSize?}: delete up to batchSize messages of the
  * thread (fewer when they are big: reads stay within DELETE_BUDGET); once none
  * remain the thread row goes in the same call. `hasMore`

@@ -21,16 +21,15 @@ text as a message item, their tool invocations as a call and, with a result, its
 from __future__ import annotations
 
 import builtins
-import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from .._errors import ValidationError
-from .._models import Message, Thread, utc_now
+from .._models import Message
 from .._store import ConvexStore
+from ._thread import ThreadLog
 
 try:
     from agents.memory.session_settings import SessionSettings, resolve_session_limit
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 else:
     TResponseInputItem = dict
 
-__all__ = ["ITEM_KEY", "ConvexSession", "item_message", "message_items"]
+__all__ = ["ITEM_KEY", "ConvexSession", "item_content", "message_items"]
 
 ITEM_KEY = "openaiAgentsItem"
 """Key of ``content.metadata`` that holds the Agents SDK item a message was written from."""
@@ -76,64 +75,36 @@ class ConvexSession:
         title: str = "",
         session_settings: SessionSettings | None = None,
     ) -> None:
-        for name, value in (("session_id", session_id), ("resource_id", resource_id)):
-            if not isinstance(value, str) or not value:
-                raise ValidationError(f"{name} must be a non-empty string", field=name)
+        self._log = ThreadLog(store, session_id, resource_id=resource_id, title=title)
         self.session_id = session_id
         self.session_settings = session_settings
-        self._store = store
-        self._resource_id = resource_id
-        self._title = title
-        self._thread_ready = False
-        self._last_created: datetime | None = None
         self._tool_names: dict[str, str] = {}  # call id -> tool name, for results
 
     def __repr__(self) -> str:
-        return f"<ConvexSession {self.session_id!r} resource={self._resource_id!r}>"
+        return f"<ConvexSession {self.session_id!r} resource={self._log.resource_id!r}>"
 
     async def get_items(self, limit: int | None = None) -> builtins.list[TResponseInputItem]:
         """The session's items, oldest first; with ``limit``, the newest ``limit`` of them."""
         limit = resolve_session_limit(limit, self.session_settings)
         if limit is not None and limit <= 0:
             return []
-        if limit is None:
-            messages = [m async for m in self._store.messages.iter(self.session_id)]
-        else:
-            page = await self._store.messages.list(
-                self.session_id, per_page=limit, direction="DESC", include_total=False
-            )
-            messages = page.items[::-1]
-        items = [item for message in messages for item in self._items(message)]
+        items = [item for message in await self._log.read(limit) for item in self._items(message)]
         return items if limit is None else items[-limit:]
 
     async def add_items(self, items: Sequence[TResponseInputItem]) -> None:
         """Append items, in order, as one save (all or nothing)."""
-        if not items:
-            return
         entries: builtins.list[Mapping[str, Any]] = []
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise ValidationError(f"items[{i}] must be a dict, not {type(item).__name__}")
             entries.append(item)
-        resource_id = await self._thread()
         self._learn_tool_names(entries)
-        first = self._next_created(len(entries))
-        await self._store.messages.save(
-            item_message(
-                item,
-                thread_id=self.session_id,
-                resource_id=resource_id,
-                message_id=f"{self.session_id}-{uuid.uuid4().hex}",
-                created_at=first + timedelta(milliseconds=n),
-                tool_names=self._tool_names,
-            )
-            for n, item in enumerate(entries)
-        )
+        await self._log.append([item_content(item, self._tool_names) for item in entries])
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Delete the newest message and return its item (the last one it shows, for a message
         written by others); None when the session is empty."""
-        message = await self._store.messages.pop(self.session_id)
+        message = await self._log.pop()
         if message is None:
             return None
         items = self._items(message)
@@ -141,43 +112,7 @@ class ConvexSession:
 
     async def clear_session(self) -> None:
         """Delete the thread and every message in it."""
-        await self._store.threads.delete(self.session_id)
-        self._thread_ready = False
-        self._last_created = None
-
-    async def _thread(self) -> str:
-        """The thread's resource id, creating the thread on first use."""
-        if not self._thread_ready:
-            thread = await self._store.threads.get(self.session_id)
-            if thread is None:
-                now = utc_now()
-                thread = await self._store.threads.save(
-                    Thread(
-                        id=self.session_id,
-                        resource_id=self._resource_id,
-                        title=self._title,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-            elif thread.resource_id != self._resource_id:
-                raise ValidationError(
-                    f"session {self.session_id!r} is a thread of resource "
-                    f"{thread.resource_id!r}, not {self._resource_id!r}",
-                    field="resource_id",
-                )
-            self._last_created = thread.last_message_at
-            self._thread_ready = True
-        return self._resource_id
-
-    def _next_created(self, count: int) -> datetime:
-        """A ``createdAt`` after every message this session knows of, a millisecond apart per
-        item, so Mastra's order (``createdAt``) is the order items were added."""
-        first = utc_now()
-        if self._last_created is not None and first <= self._last_created:
-            first = self._last_created + timedelta(milliseconds=1)
-        self._last_created = first + timedelta(milliseconds=count - 1)
-        return first
+        await self._log.clear()
 
     def _items(self, message: Message) -> builtins.list[TResponseInputItem]:
         items = message_items(message)
@@ -192,30 +127,17 @@ class ConvexSession:
                 self._tool_names[call_id] = str(item.get("name", ""))
 
 
-def item_message(
-    item: Mapping[str, Any],
-    *,
-    thread_id: str,
-    resource_id: str,
-    message_id: str,
-    created_at: datetime,
-    tool_names: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """One Agents SDK item as a Mastra message (a dict ``messages.save`` takes)."""
+def item_content(
+    item: Mapping[str, Any], tool_names: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """One Agents SDK item as a Mastra message's role and content. ``tool_names`` (call id ->
+    tool name) names the tool of a ``function_call_output``."""
     role, parts = _shown(item, tool_names or {})
     content: dict[str, Any] = {"format": 2, "parts": parts, "metadata": {ITEM_KEY: dict(item)}}
     text = "".join(part["text"] for part in parts if part["type"] == "text")
     if text:
         content["content"] = text
-    return {
-        "id": message_id,
-        "threadId": thread_id,
-        "resourceId": resource_id,
-        "role": role,
-        "type": "v2",
-        "createdAt": created_at,
-        "content": content,
-    }
+    return role, content
 
 
 def message_items(message: Message) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convex_mastra import ConvexStore, Message, ValidationError
-from convex_mastra.integrations.openai_agents import ConvexSession, item_message, message_items
+from convex_mastra.integrations.openai_agents import ConvexSession, item_content, message_items
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp
 from tests.integrations.scripted_agents import ScriptedModel, agent, call, say
@@ -168,7 +167,7 @@ async def test_a_thread_of_another_resource_is_refused_before_anything_is_writte
         [{"role": "user", "content": "mine"}]
     )
     intruder = ConvexSession(f"own-{uid}", store, resource_id="mallory")
-    with pytest.raises(ValidationError, match="resource 'alice'"):
+    with pytest.raises(ValidationError, match="belongs to resource 'alice'"):
         await intruder.add_items([{"role": "user", "content": "theirs"}])
     assert len(await intruder.get_items()) == 1
 
@@ -311,13 +310,8 @@ items = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(item=items)
 def test_an_item_reads_back_equal_as_json(item: dict[str, Any]) -> None:
-    stored = item_message(
-        item,
-        thread_id="t",
-        resource_id="r",
-        message_id="m",
-        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    )
+    role, content = item_content(item)
+    stored = {"id": "m", "role": role, "createdAt": "2026-01-01T00:00:00.000Z", "content": content}
     # Through JSON, as the deployment keeps it.
     message = Message.model_validate(orjson.loads(orjson.dumps(stored)))
     assert message_items(message) == [orjson.loads(orjson.dumps(item))]

@@ -317,3 +317,19 @@ def test_an_item_reads_back_equal_as_json(item: dict[str, Any]) -> None:
     assert message_items(message) == [orjson.loads(orjson.dumps(item))]
     for part in message.content.parts:
         assert part["type"] in ("text", "tool-invocation", "reasoning")
+
+
+async def test_a_session_works_on_the_stock_handler_too(
+    any_deployment: Deployment, uid: str
+) -> None:
+    async with ConvexStore(any_deployment.url, any_deployment.admin_key) as store:
+        session = ConvexSession(f"both-{uid}", store, resource_id=f"user-{uid}")
+        await session.add_items([{"role": "user", "content": f"item {n}"} for n in range(5)])
+        await session.add_items(
+            [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]
+        )
+        assert [i.get("content") for i in await session.get_items(limit=2)] == ["item 4", None]
+        assert (await session.pop_item() or {}).get("type") == "function_call"
+        assert len(await session.get_items()) == 5
+        await session.clear_session()
+        assert await session.get_items() == []

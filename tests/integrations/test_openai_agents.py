@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from agents import Runner
+from agents.memory import Session
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ async def test_a_runner_conversation_with_a_tool_call_resumes_in_a_new_process(
 ) -> None:
     session_id, resource_id = f"chat-{uid}", f"user-{uid}"
     session = ConvexSession(session_id, store, resource_id=resource_id, title="weather")
+    assert isinstance(session, Session)  # the SDK's runtime-checkable protocol
     model = ScriptedModel(
         [[call("get_weather", '{"city":"Paris"}', "call_1")], [say("It is sunny in Paris.")]]
     )

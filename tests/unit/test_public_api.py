@@ -51,3 +51,18 @@ def test_nothing_public_hides_outside_all() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public <= set(convex_mastra.__all__), sorted(public - set(convex_mastra.__all__))
+
+
+def test_the_integration_modules_export_what_api_md_names() -> None:
+    import importlib
+
+    page = API_PAGE.read_text(encoding="utf-8")
+    for module_name in ("openai_agents", "pydantic_ai"):
+        module = importlib.import_module(f"convex_mastra.integrations.{module_name}")
+        line = next(line for line in page.splitlines() if f"integrations.{module_name}`" in line)
+        paragraph = page[page.index(line) :].split("\n- ")[0]
+        for name in module.__all__:
+            assert f"`{name}`" in paragraph, f"{module_name}.{name} is not in docs/api.md"
+            value = getattr(module, name)
+            if not isinstance(value, str):
+                assert (value.__doc__ or "").strip(), f"{module_name}.{name} has no docstring"

@@ -34,6 +34,10 @@ from ._watch import MessageWatch
 __all__ = ["DateRange", "Include", "Messages"]
 
 TABLE = "mastra_messages"
+STORED_BESIDE = {"writeSeq": 0}
+"""What convex-mastra's handler stores in every message beside its row (the write order of
+live watches, convex/mastra/lib/writer.ts): a message is sized with it, so one that fits only
+without it is refused before anything is sent."""
 
 ORDER_FIELDS = ("createdAt", "created_at")
 
@@ -135,12 +139,12 @@ def message_row(message: Message, position: int) -> dict[str, Any]:
         "createdAt": to_iso(message.created_at),
         "resourceId": resource_id,
     }
-    # A code point is at most 4 bytes of UTF-8: a row this short cannot reach the limit.
-    # A code point is at most 4 bytes of UTF-8, and the field names and Convex's system fields
-    # take far less than 1 KiB: a row this short cannot reach the limit, and is not measured.
+    # A code point is at most 4 bytes of UTF-8, and the field names, Convex's system fields and
+    # writeSeq take far less than 1 KiB: a row this short cannot reach the limit, and is not
+    # measured.
     chars = sum(map(len, (content, mid, thread_id, resource_id, message.role, message.type)))
     if 4 * chars + 1024 > MAX_DOCUMENT_BYTES:
-        check_document_size(mid, row)
+        check_document_size(mid, {**row, **STORED_BESIDE})
     return row
 
 

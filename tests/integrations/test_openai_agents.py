@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,10 +16,8 @@ from convex_mastra import ConvexStore, Message, ValidationError
 from convex_mastra.integrations.openai_agents import ConvexSession, item_content, message_items
 from convex_mastra.pytest_plugin import Deployment
 from tests.conftest import RawHttp
+from tests.integrations.helpers import listed_by_mastra, turn_in_new_process
 from tests.integrations.scripted_agents import ScriptedModel, agent, call, say
-from tests.local.test_ts_client import run_ts_client
-
-ROOT = Path(__file__).parents[2]
 
 
 async def test_a_runner_conversation_with_a_tool_call_resumes_in_a_new_process(
@@ -47,25 +42,14 @@ async def test_a_runner_conversation_with_a_tool_call_resumes_in_a_new_process(
     assert items[2]["output"] == "sunny in Paris"
 
     # A second turn in another process, from nothing but the session id.
-    turn = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "tests.integrations.scripted_agents",
-            convex_deployment.url,
-            convex_deployment.admin_key,
-            session_id,
-            resource_id,
-            "What did I ask?",
-            "You asked about the weather in Paris.",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-        check=True,
+    second = await turn_in_new_process(
+        "scripted_agents",
+        convex_deployment,
+        session_id,
+        resource_id,
+        "What did I ask?",
+        "You asked about the weather in Paris.",
     )
-    second = orjson.loads(turn.stdout)
     assert second["final"] == "You asked about the weather in Paris."
     # The model of the new process was given the whole history, then the new question.
     assert second["input"][:4] == items
@@ -73,37 +57,19 @@ async def test_a_runner_conversation_with_a_tool_call_resumes_in_a_new_process(
     assert len(await session.get_items()) == 6
 
     # What a Mastra TypeScript app lists: the conversation, text and tool invocation.
-    [listed] = await asyncio.to_thread(
-        run_ts_client,
-        convex_deployment,
-        [
-            {
-                "domain": "memory",
-                "method": "listMessages",
-                "args": {"threadId": session_id, "perPage": False},
-            }
-        ],
-    )
-    messages = listed["result"]["messages"]
-    assert [m["role"] for m in messages] == ["user"] + ["assistant"] * 3 + ["user", "assistant"]
-    texts = [p["text"] for m in messages for p in m["content"]["parts"] if p.get("type") == "text"]
+    roles, texts, tools = await listed_by_mastra(convex_deployment, session_id)
+    assert roles == ["user"] + ["assistant"] * 3 + ["user", "assistant"]
     assert texts == [
         "Weather in Paris?",
         "It is sunny in Paris.",
         "What did I ask?",
         "You asked about the weather in Paris.",
     ]
-    tool = [
-        p["toolInvocation"]
-        for m in messages
-        for p in m["content"]["parts"]
-        if p.get("type") == "tool-invocation"
-    ]
-    assert [(t["state"], t["toolName"], t["toolCallId"]) for t in tool] == [
+    assert [(t["state"], t["toolName"], t["toolCallId"]) for t in tools] == [
         ("call", "get_weather", "call_1"),
         ("result", "get_weather", "call_1"),
     ]
-    assert tool[0]["args"] == {"city": "Paris"}
+    assert tools[0]["args"] == {"city": "Paris"}
     thread = await store.threads.get(session_id)
     assert thread is not None and (thread.resource_id, thread.title) == (resource_id, "weather")
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from datetime import timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,10 +23,8 @@ from convex_mastra.integrations.pydantic_ai import (
     model_messages,
 )
 from convex_mastra.pytest_plugin import Deployment
+from tests.integrations.helpers import listed_by_mastra, turn_in_new_process
 from tests.integrations.scripted_pydantic import weather_agent
-from tests.local.test_ts_client import run_ts_client
-
-ROOT = Path(__file__).parents[2]
 
 
 def dump(messages: list[ModelMessage]) -> Any:
@@ -49,24 +43,9 @@ async def test_a_run_with_a_tool_call_resumes_in_a_new_process(
     assert await history.load() == result.all_messages()  # exactly, not just alike
 
     # The next question in another process, from nothing but the thread id.
-    turn = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "tests.integrations.scripted_pydantic",
-            convex_deployment.url,
-            convex_deployment.admin_key,
-            thread_id,
-            resource_id,
-            "And in Oslo?",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-        check=True,
+    second = await turn_in_new_process(
+        "scripted_pydantic", convex_deployment, thread_id, resource_id, "And in Oslo?"
     )
-    second = orjson.loads(turn.stdout)
     assert second["output"] == "It is snowing in Oslo."
     # The new process's model was given the first run's messages as they were, then the question.
     assert second["given"][:4] == dump(result.all_messages())
@@ -74,31 +53,13 @@ async def test_a_run_with_a_tool_call_resumes_in_a_new_process(
     assert len(await history.load()) == 8
 
     # What a Mastra TypeScript app lists: the conversation, text and tool invocations.
-    [listed] = await asyncio.to_thread(
-        run_ts_client,
-        convex_deployment,
-        [
-            {
-                "domain": "memory",
-                "method": "listMessages",
-                "args": {"threadId": thread_id, "perPage": False},
-            }
-        ],
-    )
-    messages = listed["result"]["messages"]
-    assert [m["role"] for m in messages] == ["user", "assistant", "assistant", "assistant"] * 2
-    texts = [p["text"] for m in messages for p in m["content"]["parts"] if p["type"] == "text"]
+    roles, texts, tools = await listed_by_mastra(convex_deployment, thread_id)
+    assert roles == ["user", "assistant", "assistant", "assistant"] * 2
     assert texts == [
         "Weather in Paris?",
         "It is sunny in Paris.",
         "And in Oslo?",
         "It is snowing in Oslo.",
-    ]
-    tools = [
-        p["toolInvocation"]
-        for m in messages
-        for p in m["content"]["parts"]
-        if p["type"] == "tool-invocation"
     ]
     assert [(t["state"], t["toolName"], t["toolCallId"]) for t in tools] == [
         ("call", "get_weather", "call_1"),

@@ -327,8 +327,10 @@ def _message(n: int, thread_id: str, text: str = "small") -> dict[str, Any]:
 
 
 def _convex_size(row: dict[str, str]) -> int:
-    """A stored message's size as Convex counts it (getDocumentSize, system fields included)."""
-    return 2 + sum(len(k) + 3 + len(v.encode()) for k, v in row.items()) + 38 + 23
+    """A stored message's size as Convex counts it (getDocumentSize, system fields included),
+    with the number the handler stores beside the row (writeSeq: its name, a tag, 8 bytes)."""
+    stored_beside = len("writeSeq") + 1 + 9
+    return 2 + sum(len(k) + 3 + len(v.encode()) for k, v in row.items()) + 38 + 23 + stored_beside
 
 
 @pytest.mark.parametrize("over", [-1, 0, 1, 60, 100])

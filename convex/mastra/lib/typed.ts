@@ -39,7 +39,7 @@ import {
   withEquality,
   WORKFLOW_SNAPSHOTS,
 } from "./tables";
-import type { Writer } from "./writer";
+import { sizedAsStored, type Writer } from "./writer";
 
 export const DEFAULT_BATCH = 25;
 export const MAX_BATCH = 1000;
@@ -70,7 +70,7 @@ export function prepareBody(table: string, body: Fields, label: Label): Fields {
     if (out[column] !== undefined && out[column] !== null) out[column] = encodeJson(out[column]);
   }
   const cleaned = withDerived(table, dropNullOptionals(table, out));
-  checkDocument(table, cleaned, label);
+  checkDocument(table, sizedAsStored(table, cleaned), label);
   return cleaned;
 }
 

@@ -237,6 +237,15 @@ export class Writer {
   }
 }
 
+/**
+ * `body` as the Writer will store it, for checking its size: a message also holds its
+ * `writeSeq` (a number, the same size whatever its value), so one that fits only without it is
+ * refused with TOO_LARGE before anything is written, not by Convex at the insert.
+ */
+export function sizedAsStored(table: string, body: Fields): Fields {
+  return table === MESSAGES && typeof body.thread_id === "string" ? { ...body, writeSeq: 0 } : body;
+}
+
 const seqOf = (value: unknown): number => (typeof value === "number" ? value : 0);
 
 /** Whether a stored message holds `body` already (message fields are strings). */

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["ThreadClone", "ThreadCopy", "Threads"]
 
 TABLE = "mastra_threads"
+STORED_BESIDE = {"lastMessageAt": "2000-01-01T00:00:00.000Z", "messageSeq": 0}
+"""What convex-mastra's handler stores in a thread beside its row (convex/mastra/lib/writer.ts):
+a thread is sized with it, so one that fits only without it is refused when it is saved, not
+when its first message is."""
 
 UPDATE_ATTEMPTS = 50
 """How often update_metadata runs ``update`` again after losing a race to another process."""
@@ -96,7 +100,7 @@ def thread_record(thread: Thread) -> dict[str, Any]:
     record["createdAt"] = to_iso(thread.created_at)
     record["updatedAt"] = to_iso(thread.updated_at)
     # The handler checks the size too, but a record far over it could not even be sent.
-    check_document_size(thread.id, record)
+    check_document_size(thread.id, {**record, **STORED_BESIDE})
     return record
 
 

@@ -320,3 +320,27 @@ async def test_the_stock_handler_is_named_once_with_its_row_limit(
         await stock.threads.list(resource_id="anyone")
     warnings = [r for r in caplog.records if "10,000" in r.getMessage()]
     assert len(warnings) == 1 and "stock @mastra/convex" in warnings[0].getMessage()
+
+
+async def test_a_thread_at_the_limit_keeps_room_for_what_the_handler_adds(
+    store: ConvexStore, uid: str
+) -> None:
+    from convex_mastra import RecordTooLargeError
+    from convex_mastra._codec import MAX_DOCUMENT_BYTES, document_size
+    from convex_mastra._domains.threads import thread_record
+
+    def fat(n: int) -> Thread:
+        return Thread(id=f"fat-{uid}", resource_id=f"r-{uid}", metadata={"blob": "x" * n})
+
+    # Stored, the thread also holds lastMessageAt (24 characters) and messageSeq (a number).
+    beside = len("lastMessageAt") + 3 + 24 + len("messageSeq") + 10
+    room = MAX_DOCUMENT_BYTES - beside - document_size(thread_record(fat(0)))
+    with pytest.raises(RecordTooLargeError) as refused:
+        await store.threads.save(fat(room + 1))
+    assert refused.value.size == MAX_DOCUMENT_BYTES + 1
+    assert await store.threads.get(f"fat-{uid}") is None
+    # One byte less fits, and keeps fitting once messages give it lastMessageAt and messageSeq.
+    await store.threads.save(fat(room))
+    await store.messages.save([message(uid, f"fat-{uid}", n) for n in range(2)])
+    saved = await store.threads.get(f"fat-{uid}")
+    assert saved is not None and saved.last_message_at == T0 + timedelta(seconds=1)

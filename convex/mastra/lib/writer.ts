@@ -239,10 +239,12 @@ export class Writer {
 
 /**
  * `body` as the Writer will store it, for checking its size: a message also holds its
- * `writeSeq` (a number, the same size whatever its value), so one that fits only without it is
- * refused with TOO_LARGE before anything is written, not by Convex at the insert.
+ * `writeSeq`, a thread its `lastMessageAt` and `messageSeq` (each the same size whatever its
+ * value). A record that fits only without them is refused with TOO_LARGE before anything is
+ * written, not by Convex at the insert, or, for a thread, at the first message saved to it.
  */
 export function sizedAsStored(table: string, body: Fields): Fields {
+  if (table === THREADS) return { ...body, lastMessageAt: "2000-01-01T00:00:00.000Z", messageSeq: 0 };
   return table === MESSAGES && typeof body.thread_id === "string" ? { ...body, writeSeq: 0 } : body;
 }
 

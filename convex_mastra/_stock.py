@@ -21,7 +21,7 @@ from ._codec import convex_value_problem, decode_json, js_numbers, json_arg, par
 from ._dispatch import HandlerInfo
 from ._domains._base import in_chunks, now_iso, strip_system
 from ._domains.documents import encode_record
-from ._domains.messages import Include, chunks
+from ._domains.messages import Include, chunks, thread_query
 from ._domains.observational import TABLE as OBSERVATIONAL_MEMORY
 from ._domains.resources import resource_from_row, resource_record
 from ._domains.schedules import TABLE as SCHEDULES
@@ -243,12 +243,7 @@ class StockHandler(Handler):
     async def pop_message(self, thread_id: str) -> dict[str, Any] | None:
         """Upstream has no such op: the newest row is read, then deleted, in two calls, so two
         concurrent pops can return the same message (``atomic_message_pop`` is not declared)."""
-        query = IndexQuery(
-            table=MESSAGES,
-            index="by_thread_created",
-            sort_field="createdAt",
-            eq=(("thread_id", thread_id),),
-        )
+        query = thread_query(thread_id)
         rows, _ = await self.rows.peek(query, offset=0, limit=1, descending=True)
         if not rows:
             return None
@@ -266,12 +261,7 @@ class StockHandler(Handler):
                 resource_id is not None and targets[0].get("resourceId") != resource_id
             ):
                 continue
-            query = IndexQuery(
-                table=MESSAGES,
-                index="by_thread_created",
-                sort_field="createdAt",
-                eq=(("thread_id", targets[0]["thread_id"]),),
-            )
+            query = thread_query(targets[0]["thread_id"])
             thread, _ = await self.rows.slice(query, offset=0, limit=None, descending=False)
             thread = [
                 row for row in thread if resource_id is None or row.get("resourceId") == resource_id
@@ -352,12 +342,7 @@ class StockHandler(Handler):
 
     async def delete_thread(self, thread_id: str) -> None:
         """Messages first (as messages.delete deletes them), then the thread."""
-        query = IndexQuery(
-            table=MESSAGES,
-            index="by_thread_created",
-            sort_field="createdAt",
-            eq=(("thread_id", thread_id),),
-        )
+        query = thread_query(thread_id)
         ids = [
             row["id"]
             async for rows in self.rows.iterate(query, descending=False, page_size=100)

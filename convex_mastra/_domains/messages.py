@@ -172,6 +172,17 @@ def _refuse_ids(message: Message, position: int) -> NoReturn:
     raise AssertionError("message_row found a blank id that check_id took")
 
 
+def thread_query(thread_id: str, bounds: Mapping[str, Any] | None = None) -> IndexQuery:
+    """A thread's messages in Mastra's order (``createdAt``, equal ones by insertion)."""
+    return IndexQuery(
+        table=TABLE,
+        index="by_thread_created",
+        sort_field="createdAt",
+        eq=(("thread_id", thread_id),),
+        range=bounds,
+    )
+
+
 def chunks(rows: Sequence[dict[str, Any]], info: HandlerInfo) -> Iterable[list[dict[str, Any]]]:
     """Consecutive runs of rows, each as large as one call may carry (``batchItems`` rows
     and ``batchBytes`` of arguments, as the handler declares them)."""
@@ -457,13 +468,7 @@ class Messages(Domain):
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValidationError("page_size must be a positive integer", field="page_size")
         dates = DateRange(start=start_date, end=end_date)
-        query = IndexQuery(
-            table=TABLE,
-            index="by_thread_created",
-            sort_field="createdAt",
-            eq=(("thread_id", thread_id),),
-            range=dates.bounds(),
-        )
+        query = thread_query(thread_id, dates.bounds())
         async for rows in (await self._rows()).iterate(
             query, descending=check_direction(direction), page_size=page_size
         ):
